@@ -1,0 +1,555 @@
+//! The catalog: namespaces, table definitions and their schema versions, persisted in the
+//! RocksDB `meta` column family (JSON records; metadata only, never rows) and cached in memory.
+//!
+//! DDL goes through [`Catalog`] methods that write RocksDB first and update the cache after, under
+//! one DDL lock, so a crash leaves either the old or the new definition. The DataFusion catalog
+//! providers ([`provider`]) answer from this cache on every lookup, so a restart needs no
+//! re-registration.
+
+pub mod provider;
+pub mod types;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::storage::{Batch, CF_META, Store};
+pub use types::{DefaultValue, Literal, SqlType};
+
+/// Names no namespace may take (SPEC section 1).
+pub const RESERVED_NAMESPACES: [&str; 4] = ["system", "information_schema", "kalam", "root"];
+/// System column: id of the write that produced the version.
+pub const SEQ: &str = "_seq";
+/// System column: commit time of the version.
+pub const UPDATED: &str = "_updated";
+/// System column: soft-delete flag.
+pub const DELETED: &str = "_deleted";
+
+/// True for `_seq`, `_updated`, `_deleted`.
+pub fn is_system_column(name: &str) -> bool {
+    matches!(name, SEQ | UPDATED | DELETED)
+}
+
+/// Checks a namespace, table or column name against `^[a-z][a-z0-9_]*$`, at most 64 chars.
+///
+/// # Errors
+/// [`Error::InvalidSql`] naming `what` and the rule.
+pub fn validate_identifier(what: &str, name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let ok = name.len() <= 64
+        && chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidSql(format!(
+            "invalid {what} name '{name}': must match ^[a-z][a-z0-9_]*$ and be at most 64 characters"
+        )))
+    }
+}
+
+/// USER, SHARED or STREAM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum TableType {
+    /// Partitioned by user; each caller sees only its own rows.
+    User,
+    /// One global dataset.
+    Shared,
+    /// Hot-only, TTL-bounded events, partitioned by user.
+    Stream,
+}
+
+impl TableType {
+    /// `USER`, `SHARED` or `STREAM`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TableType::User => "USER",
+            TableType::Shared => "SHARED",
+            TableType::Stream => "STREAM",
+        }
+    }
+
+    /// True for the per-user partitioned types (USER, STREAM).
+    pub fn is_partitioned(&self) -> bool {
+        !matches!(self, TableType::Shared)
+    }
+}
+
+/// One column of a table definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnDef {
+    /// Stable id used in the row encoding; never reused within a table.
+    pub id: u32,
+    /// Column name.
+    pub name: String,
+    /// Declared type.
+    pub sql_type: SqlType,
+    /// False when declared NOT NULL (or PRIMARY KEY).
+    pub nullable: bool,
+    /// DEFAULT, if any.
+    pub default: Option<DefaultValue>,
+    /// True for the PRIMARY KEY column.
+    pub primary_key: bool,
+    /// Schema version that added the column (rows written before it read its DEFAULT).
+    #[serde(default = "first_version")]
+    pub added_in: u32,
+}
+
+fn first_version() -> u32 {
+    1
+}
+
+/// When a table's hot rows are flushed to Parquet (SPEC section 2; enforced by the flush issue).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlushPolicy {
+    /// Flush a partition once it holds this many hot rows (1..=1,000,000).
+    pub rows: Option<u64>,
+    /// Flush rows older than this many seconds (1..=86,400).
+    pub interval_secs: Option<u64>,
+}
+
+impl Default for FlushPolicy {
+    /// `ROWS 10000` (SPEC section 2).
+    fn default() -> Self {
+        FlushPolicy {
+            rows: Some(10_000),
+            interval_secs: None,
+        }
+    }
+}
+
+impl FlushPolicy {
+    /// Checks the SPEC bounds.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] when rows ∉ 1..=1,000,000 or seconds ∉ 1..=86,400, or both are absent.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(r) = self.rows
+            && !(1..=1_000_000).contains(&r)
+        {
+            return Err(Error::InvalidParameter(format!(
+                "flush policy rows must be between 1 and 1000000, got {r}"
+            )));
+        }
+        if let Some(s) = self.interval_secs
+            && !(1..=86_400).contains(&s)
+        {
+            return Err(Error::InvalidParameter(format!(
+                "flush policy interval must be between 1 and 86400 seconds, got {s}"
+            )));
+        }
+        if self.rows.is_none() && self.interval_secs.is_none() {
+            return Err(Error::InvalidParameter("empty flush policy".into()));
+        }
+        Ok(())
+    }
+
+    /// The seed-era spelling: `ROWS n`, `TIME s` or `ROWS n OR TIME s`.
+    pub fn to_sql(&self) -> String {
+        match (self.rows, self.interval_secs) {
+            (Some(r), Some(s)) => format!("ROWS {r} OR TIME {s}"),
+            (Some(r), None) => format!("ROWS {r}"),
+            (None, Some(s)) => format!("TIME {s}"),
+            (None, None) => String::new(),
+        }
+    }
+}
+
+/// A table definition (the current schema version).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableDef {
+    /// Internal id, unique forever; prefixes the table's row keys.
+    pub id: u64,
+    /// Namespace name.
+    pub namespace: String,
+    /// Table name.
+    pub name: String,
+    /// USER, SHARED or STREAM.
+    pub table_type: TableType,
+    /// Columns in creation order (dropped ones removed).
+    pub columns: Vec<ColumnDef>,
+    /// Next column id to hand out.
+    pub next_column_id: u32,
+    /// Bumped by every ALTER TABLE; starts at 1.
+    pub schema_version: u32,
+    /// `LOCATION` (may contain `${user_id}`), relative to the storage base.
+    pub location: Option<String>,
+    /// Flush policy (ignored for STREAM tables).
+    pub flush_policy: FlushPolicy,
+    /// STREAM: rows older than this many seconds are never returned.
+    pub ttl_seconds: Option<u64>,
+    /// STREAM: at most this many rows are kept per partition.
+    pub buffer_size: Option<u64>,
+    /// Tombstones older than this many seconds are purged; None = never.
+    pub deleted_retention_secs: Option<u64>,
+    /// Storage id (`local`).
+    pub storage_id: String,
+    /// Creation time, ms since the Unix epoch.
+    pub created_at: i64,
+    /// Last DDL time, ms since the Unix epoch.
+    pub updated_at: i64,
+}
+
+impl TableDef {
+    /// `ns:t`, the id shown in system tables.
+    pub fn table_id(&self) -> String {
+        format!("{}:{}", self.namespace, self.name)
+    }
+
+    /// `ns.t`, as users write it.
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", self.namespace, self.name)
+    }
+
+    /// The PRIMARY KEY column, if declared.
+    pub fn primary_key(&self) -> Option<&ColumnDef> {
+        self.columns.iter().find(|c| c.primary_key)
+    }
+
+    /// A column by name.
+    pub fn column(&self, name: &str) -> Option<&ColumnDef> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// The Arrow schema of the user's columns (all nullable in Arrow; NOT NULL is enforced on
+    /// write, so rows written before an ADD COLUMN still read).
+    pub fn user_schema(&self) -> Schema {
+        Schema::new(
+            self.columns
+                .iter()
+                .map(|c| Field::new(&c.name, c.sql_type.arrow_type(), true))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    /// The system columns of this table type: `_seq, _updated, _deleted` (STREAM: `_seq`).
+    pub fn system_fields(&self) -> Vec<Field> {
+        let mut f = vec![Field::new(SEQ, DataType::Int64, false)];
+        if self.table_type != TableType::Stream {
+            f.push(Field::new(
+                UPDATED,
+                DataType::Timestamp(TimeUnit::Millisecond, None),
+                false,
+            ));
+            f.push(Field::new(DELETED, DataType::Boolean, false));
+        }
+        f
+    }
+
+    /// User columns, then (if `with_system`) the system columns.
+    pub fn arrow_schema(&self, with_system: bool) -> SchemaRef {
+        let mut fields: Vec<Field> = self
+            .user_schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        if with_system {
+            fields.extend(self.system_fields());
+        }
+        Arc::new(Schema::new(fields))
+    }
+}
+
+/// A namespace record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NamespaceDef {
+    /// Name.
+    pub name: String,
+    /// Options JSON object (e.g. `{"description": "..."}`).
+    pub options: serde_json::Map<String, serde_json::Value>,
+    /// Creation time, ms since the Unix epoch.
+    pub created_at: i64,
+}
+
+/// One entry of `system.table_schemas`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SchemaVersion {
+    /// `ns:t`.
+    pub table_id: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Table name.
+    pub table_name: String,
+    /// Version number (1 at CREATE).
+    pub version: u32,
+    /// The user columns as `[{"name","data_type","nullable"}]`.
+    pub arrow_schema: serde_json::Value,
+    /// When this version was created, ms since the Unix epoch.
+    pub created_at: i64,
+}
+
+#[derive(Default)]
+struct State {
+    namespaces: BTreeMap<String, NamespaceDef>,
+    tables: BTreeMap<(String, String), Arc<TableDef>>,
+}
+
+/// The catalog cache over the `meta` column family.
+pub struct Catalog {
+    store: Arc<Store>,
+    state: RwLock<State>,
+    /// Serialises DDL so check-then-write is atomic.
+    ddl: Mutex<()>,
+}
+
+fn ns_key(ns: &str) -> Vec<u8> {
+    format!("ns/{ns}").into_bytes()
+}
+fn table_key(ns: &str, t: &str) -> Vec<u8> {
+    format!("tbl/{ns}/{t}").into_bytes()
+}
+fn schema_key(table_id: u64, version: u32) -> Vec<u8> {
+    let mut k = b"schema/".to_vec();
+    k.extend_from_slice(&table_id.to_be_bytes());
+    k.extend_from_slice(&version.to_be_bytes());
+    k
+}
+const TABLE_ID_COUNTER: &[u8] = b"ctr/table_id";
+
+fn read_lock<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+fn write_lock<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Catalog {
+    /// Loads every namespace and table record from `store`.
+    ///
+    /// # Errors
+    /// [`Error::Internal`] on storage failure or an unreadable record.
+    pub fn load(store: Arc<Store>) -> Result<Catalog> {
+        let mut state = State::default();
+        for (_, v) in store.scan_prefix(CF_META, b"ns/")? {
+            let ns: NamespaceDef = serde_json::from_slice(&v)?;
+            state.namespaces.insert(ns.name.clone(), ns);
+        }
+        for (_, v) in store.scan_prefix(CF_META, b"tbl/")? {
+            let t: TableDef = serde_json::from_slice(&v)?;
+            state
+                .tables
+                .insert((t.namespace.clone(), t.name.clone()), Arc::new(t));
+        }
+        Ok(Catalog {
+            store,
+            state: RwLock::new(state),
+            ddl: Mutex::new(()),
+        })
+    }
+
+    /// Takes the DDL lock (held for a whole check-then-write DDL statement).
+    pub fn ddl_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.ddl.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// All namespaces, by name.
+    pub fn namespaces(&self) -> Vec<NamespaceDef> {
+        read_lock(&self.state)
+            .namespaces
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// One namespace.
+    pub fn namespace(&self, name: &str) -> Option<NamespaceDef> {
+        read_lock(&self.state).namespaces.get(name).cloned()
+    }
+
+    /// Fails with NAMESPACE_NOT_FOUND unless `ns` exists.
+    pub fn require_namespace(&self, ns: &str) -> Result<()> {
+        if self.namespace(ns).is_some() {
+            Ok(())
+        } else {
+            Err(Error::NamespaceNotFound(format!(
+                "namespace '{ns}' does not exist: run CREATE NAMESPACE {ns} first"
+            )))
+        }
+    }
+
+    /// All tables, optionally of one namespace, ordered by (namespace, name).
+    pub fn tables(&self, ns: Option<&str>) -> Vec<Arc<TableDef>> {
+        read_lock(&self.state)
+            .tables
+            .values()
+            .filter(|t| ns.is_none_or(|n| t.namespace == n))
+            .cloned()
+            .collect()
+    }
+
+    /// One table.
+    pub fn table(&self, ns: &str, name: &str) -> Option<Arc<TableDef>> {
+        read_lock(&self.state)
+            .tables
+            .get(&(ns.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// One table, or TABLE_NOT_FOUND (NAMESPACE_NOT_FOUND if the namespace is missing too).
+    pub fn require_table(&self, ns: &str, name: &str) -> Result<Arc<TableDef>> {
+        if let Some(t) = self.table(ns, name) {
+            return Ok(t);
+        }
+        self.require_namespace(ns)?;
+        Err(Error::TableNotFound(format!(
+            "table '{ns}.{name}' does not exist"
+        )))
+    }
+
+    /// Writes a namespace record.
+    pub fn put_namespace(&self, ns: NamespaceDef) -> Result<()> {
+        let mut b = Batch::default();
+        b.put(
+            &self.store,
+            CF_META,
+            &ns_key(&ns.name),
+            &serde_json::to_vec(&ns)?,
+        );
+        self.store.write(b)?;
+        write_lock(&self.state)
+            .namespaces
+            .insert(ns.name.clone(), ns);
+        Ok(())
+    }
+
+    /// Removes a namespace record (its tables must already be gone).
+    pub fn delete_namespace(&self, name: &str) -> Result<()> {
+        let mut b = Batch::default();
+        b.delete(&self.store, CF_META, &ns_key(name));
+        self.store.write(b)?;
+        write_lock(&self.state).namespaces.remove(name);
+        Ok(())
+    }
+
+    /// Hands out a new table id (persisted).
+    pub fn next_table_id(&self) -> Result<u64> {
+        let cur = match self.store.get(CF_META, TABLE_ID_COUNTER)? {
+            Some(v) => u64::from_le_bytes(
+                v.as_slice()
+                    .try_into()
+                    .map_err(|_| Error::Internal("bad table id counter".into()))?,
+            ),
+            None => 0,
+        };
+        let next = cur + 1;
+        let mut b = Batch::default();
+        b.put(&self.store, CF_META, TABLE_ID_COUNTER, &next.to_le_bytes());
+        self.store.write(b)?;
+        Ok(next)
+    }
+
+    /// Writes a table definition and a new `system.table_schemas` entry for its version.
+    pub fn put_table(&self, t: TableDef) -> Result<()> {
+        let version = SchemaVersion {
+            table_id: t.table_id(),
+            namespace: t.namespace.clone(),
+            table_name: t.name.clone(),
+            version: t.schema_version,
+            arrow_schema: serde_json::Value::Array(
+                t.columns
+                    .iter()
+                    .map(|c| {
+                        serde_json::json!({
+                            "name": c.name,
+                            "data_type": c.sql_type.sql_name(),
+                            "nullable": c.nullable,
+                        })
+                    })
+                    .collect(),
+            ),
+            created_at: t.updated_at,
+        };
+        let mut b = Batch::default();
+        b.put(
+            &self.store,
+            CF_META,
+            &table_key(&t.namespace, &t.name),
+            &serde_json::to_vec(&t)?,
+        );
+        b.put(
+            &self.store,
+            CF_META,
+            &schema_key(t.id, t.schema_version),
+            &serde_json::to_vec(&version)?,
+        );
+        self.store.write(b)?;
+        write_lock(&self.state)
+            .tables
+            .insert((t.namespace.clone(), t.name.clone()), Arc::new(t));
+        Ok(())
+    }
+
+    /// Removes a table definition and its schema history in `batch` (committed by the caller
+    /// together with the row deletion), and from the cache once `commit` is called.
+    pub fn delete_table_in(&self, b: &mut Batch, t: &TableDef) {
+        b.delete(&self.store, CF_META, &table_key(&t.namespace, &t.name));
+        let from = schema_key(t.id, 0);
+        let to = schema_key(t.id + 1, 0);
+        b.delete_range(&self.store, CF_META, &from, &to);
+    }
+
+    /// Drops a table from the cache (after its batch committed).
+    pub fn forget_table(&self, ns: &str, name: &str) {
+        write_lock(&self.state)
+            .tables
+            .remove(&(ns.to_string(), name.to_string()));
+    }
+
+    /// Every schema version of every table, ordered by table then version.
+    pub fn schema_versions(&self) -> Result<Vec<SchemaVersion>> {
+        let mut out = Vec::new();
+        for (_, v) in self.store.scan_prefix(CF_META, b"schema/")? {
+            out.push(serde_json::from_slice(&v)?);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_follow_the_naming_rule() {
+        assert!(validate_identifier("namespace", "app_1").is_ok());
+        for bad in ["", "1app", "App", "a-b", &"a".repeat(65)] {
+            assert_eq!(
+                validate_identifier("namespace", bad).unwrap_err().code(),
+                "INVALID_SQL"
+            );
+        }
+    }
+
+    #[test]
+    fn flush_policy_bounds() {
+        assert!(
+            FlushPolicy {
+                rows: Some(1_000_000),
+                interval_secs: Some(86_400)
+            }
+            .validate()
+            .is_ok()
+        );
+        assert!(
+            FlushPolicy {
+                rows: Some(0),
+                interval_secs: None
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            FlushPolicy {
+                rows: None,
+                interval_secs: Some(86_401)
+            }
+            .validate()
+            .is_err()
+        );
+    }
+}

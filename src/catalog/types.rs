@@ -1,0 +1,261 @@
+//! SQL column types and DEFAULT values of SPEC section 2, and their Arrow mapping.
+
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::logical_expr::{Expr, lit};
+use datafusion::scalar::ScalarValue;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A column type as declared in CREATE TABLE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SqlType {
+    /// BOOLEAN
+    Boolean,
+    /// TINYINT (8-bit)
+    TinyInt,
+    /// SMALLINT (16-bit)
+    SmallInt,
+    /// INT / INTEGER (32-bit)
+    Int,
+    /// BIGINT (64-bit)
+    BigInt,
+    /// FLOAT / REAL (32-bit)
+    Float,
+    /// DOUBLE (64-bit)
+    Double,
+    /// DECIMAL(precision, scale), precision 1..=38
+    Decimal(u8, i8),
+    /// TEXT / VARCHAR / STRING / CHAR
+    Text,
+    /// BYTEA / BINARY / BLOB
+    Bytes,
+    /// DATE
+    Date,
+    /// TIMESTAMP (microseconds, no time zone; shown as ISO-8601 UTC)
+    Timestamp,
+    /// JSON, stored as validated text
+    Json,
+}
+
+impl SqlType {
+    /// Parses a type name (case-insensitive) with optional `(args)` already split off.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSql`] `unsupported data type: X` for any other name.
+    pub fn parse(name: &str, args: &[u64]) -> Result<SqlType> {
+        let upper = name.to_ascii_uppercase();
+        Ok(match upper.as_str() {
+            "BOOLEAN" | "BOOL" => SqlType::Boolean,
+            "TINYINT" => SqlType::TinyInt,
+            "SMALLINT" => SqlType::SmallInt,
+            "INT" | "INTEGER" => SqlType::Int,
+            "BIGINT" => SqlType::BigInt,
+            "FLOAT" | "REAL" => SqlType::Float,
+            "DOUBLE" => SqlType::Double,
+            "DECIMAL" | "NUMERIC" => {
+                let p = args.first().copied().unwrap_or(38);
+                let s = args.get(1).copied().unwrap_or(0);
+                if p == 0 || p > 38 || s > p {
+                    return Err(Error::InvalidSql(format!(
+                        "invalid DECIMAL({p},{s}): precision must be 1..=38 and scale <= precision"
+                    )));
+                }
+                SqlType::Decimal(p as u8, s as i8)
+            }
+            "TEXT" | "VARCHAR" | "STRING" | "CHAR" => SqlType::Text,
+            "BYTEA" | "BINARY" | "BLOB" => SqlType::Bytes,
+            "DATE" => SqlType::Date,
+            "TIMESTAMP" => SqlType::Timestamp,
+            "JSON" => SqlType::Json,
+            _ => return Err(Error::InvalidSql(format!("unsupported data type: {name}"))),
+        })
+    }
+
+    /// The Arrow type rows of this column are read as.
+    pub fn arrow_type(&self) -> DataType {
+        match self {
+            SqlType::Boolean => DataType::Boolean,
+            SqlType::TinyInt => DataType::Int8,
+            SqlType::SmallInt => DataType::Int16,
+            SqlType::Int => DataType::Int32,
+            SqlType::BigInt => DataType::Int64,
+            SqlType::Float => DataType::Float32,
+            SqlType::Double => DataType::Float64,
+            SqlType::Decimal(p, s) => DataType::Decimal128(*p, *s),
+            SqlType::Text | SqlType::Json => DataType::Utf8,
+            SqlType::Bytes => DataType::Binary,
+            SqlType::Date => DataType::Date32,
+            SqlType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+        }
+    }
+
+    /// The canonical SQL name (DESCRIBE TABLE's `data_type`).
+    pub fn sql_name(&self) -> String {
+        match self {
+            SqlType::Boolean => "BOOLEAN".into(),
+            SqlType::TinyInt => "TINYINT".into(),
+            SqlType::SmallInt => "SMALLINT".into(),
+            SqlType::Int => "INT".into(),
+            SqlType::BigInt => "BIGINT".into(),
+            SqlType::Float => "FLOAT".into(),
+            SqlType::Double => "DOUBLE".into(),
+            SqlType::Decimal(p, s) => format!("DECIMAL({p},{s})"),
+            SqlType::Text => "TEXT".into(),
+            SqlType::Bytes => "BYTEA".into(),
+            SqlType::Date => "DATE".into(),
+            SqlType::Timestamp => "TIMESTAMP".into(),
+            SqlType::Json => "JSON".into(),
+        }
+    }
+}
+
+/// The SQL name of an Arrow type in result schemas (SPEC section 7 `data_type`).
+pub fn arrow_sql_name(dt: &DataType) -> String {
+    match dt {
+        DataType::Null => "NULL".into(),
+        DataType::Boolean => "BOOLEAN".into(),
+        DataType::Int8 => "TINYINT".into(),
+        DataType::Int16 => "SMALLINT".into(),
+        DataType::Int32 => "INT".into(),
+        DataType::Int64 => "BIGINT".into(),
+        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 => "INT".into(),
+        DataType::UInt64 => "BIGINT".into(),
+        DataType::Float16 | DataType::Float32 => "FLOAT".into(),
+        DataType::Float64 => "DOUBLE".into(),
+        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => format!("DECIMAL({p},{s})"),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "TEXT".into(),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "BYTEA".into(),
+        DataType::Date32 | DataType::Date64 => "DATE".into(),
+        DataType::Timestamp(_, _) => "TIMESTAMP".into(),
+        other => other.to_string().to_uppercase(),
+    }
+}
+
+/// A literal DEFAULT value, stored in the catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "value")]
+pub enum Literal {
+    /// NULL
+    Null,
+    /// TRUE / FALSE
+    Bool(bool),
+    /// An integer literal.
+    Int(i64),
+    /// A non-integer number, kept as its text so decimals stay exact.
+    Number(String),
+    /// A quoted string (cast to the column type on insert).
+    Text(String),
+}
+
+/// A column DEFAULT (SPEC section 2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "value")]
+pub enum DefaultValue {
+    /// A constant.
+    Literal(Literal),
+    /// `NOW()` / `CURRENT_TIMESTAMP`: the insert time.
+    Now,
+    /// `SNOWFLAKE_ID()` (also `AUTO_INCREMENT`): a unique, increasing BIGINT.
+    SnowflakeId,
+    /// `UUID_V7()`: a time-ordered UUID as text.
+    UuidV7,
+    /// `ULID()`: a ULID as text.
+    Ulid,
+    /// `CURRENT_USER()`: the effective user id.
+    CurrentUser,
+}
+
+impl DefaultValue {
+    /// The SQL text shown by DESCRIBE TABLE.
+    pub fn to_sql(&self) -> String {
+        match self {
+            DefaultValue::Literal(Literal::Null) => "NULL".into(),
+            DefaultValue::Literal(Literal::Bool(b)) => b.to_string().to_uppercase(),
+            DefaultValue::Literal(Literal::Int(i)) => i.to_string(),
+            DefaultValue::Literal(Literal::Number(n)) => n.clone(),
+            DefaultValue::Literal(Literal::Text(s)) => format!("'{}'", s.replace('\'', "''")),
+            DefaultValue::Now => "NOW()".into(),
+            DefaultValue::SnowflakeId => "SNOWFLAKE_ID()".into(),
+            DefaultValue::UuidV7 => "UUID_V7()".into(),
+            DefaultValue::Ulid => "ULID()".into(),
+            DefaultValue::CurrentUser => "CURRENT_USER()".into(),
+        }
+    }
+
+    /// The literal as a scalar cast to `dt`, or None for the function defaults.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSql`] when the literal cannot be cast to the column type.
+    pub fn literal_scalar(&self, dt: &DataType) -> Result<Option<ScalarValue>> {
+        let DefaultValue::Literal(l) = self else {
+            return Ok(None);
+        };
+        let raw = match l {
+            Literal::Null => ScalarValue::Null,
+            Literal::Bool(b) => ScalarValue::Boolean(Some(*b)),
+            Literal::Int(i) => ScalarValue::Int64(Some(*i)),
+            Literal::Number(n) => ScalarValue::Utf8(Some(n.clone())),
+            Literal::Text(s) => ScalarValue::Utf8(Some(s.clone())),
+        };
+        raw.cast_to(dt).map(Some).map_err(|e| {
+            Error::InvalidSql(format!(
+                "DEFAULT {} does not fit type {dt}: {e}",
+                self.to_sql()
+            ))
+        })
+    }
+
+    /// The DataFusion expression DataFusion plans for an omitted column.
+    pub fn to_expr(&self, dt: &DataType, user_id: &str) -> Result<Expr> {
+        if let Some(s) = self.literal_scalar(dt)? {
+            return Ok(lit(s));
+        }
+        Ok(match self {
+            DefaultValue::Now => datafusion::functions::expr_fn::now(),
+            DefaultValue::CurrentUser => lit(user_id.to_string()),
+            DefaultValue::SnowflakeId => call_udf("snowflake_id"),
+            DefaultValue::UuidV7 => call_udf("uuid_v7"),
+            DefaultValue::Ulid => call_udf("ulid"),
+            DefaultValue::Literal(_) => lit(ScalarValue::Null),
+        })
+    }
+}
+
+fn call_udf(name: &str) -> Expr {
+    let udf = match name {
+        "snowflake_id" => crate::functions::snowflake_id_udf(),
+        "uuid_v7" => crate::functions::uuid_v7_udf(),
+        _ => crate::functions::ulid_udf(),
+    };
+    udf.call(vec![])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_names_parse_and_reject_unknown() {
+        assert_eq!(SqlType::parse("integer", &[]).unwrap(), SqlType::Int);
+        assert_eq!(
+            SqlType::parse("DECIMAL", &[10, 2]).unwrap(),
+            SqlType::Decimal(10, 2)
+        );
+        let e = SqlType::parse("GEOMETRY", &[]).unwrap_err();
+        assert_eq!(e.message(), "unsupported data type: GEOMETRY");
+        assert!(SqlType::parse("DECIMAL", &[50, 2]).is_err());
+    }
+
+    #[test]
+    fn literal_defaults_cast_or_fail() {
+        let d = DefaultValue::Literal(Literal::Text("abc".into()));
+        assert!(d.literal_scalar(&DataType::Int64).is_err());
+        let d = DefaultValue::Literal(Literal::Int(5));
+        assert_eq!(
+            d.literal_scalar(&DataType::Int32).unwrap(),
+            Some(ScalarValue::Int32(Some(5)))
+        );
+    }
+}

@@ -1,0 +1,1151 @@
+//! [`Engine`]: open a data directory and run SQL. `Engine::execute` is the single path every
+//! front end (HTTP, the slt runner in every mode, the CLI) goes through.
+//!
+//! The life of a statement: the request is split at top-level `;`; each statement is offered to
+//! [`crate::sql::parse`]; KalamDB's own statements run here; everything else is planned by
+//! DataFusion in a per-statement `SessionContext` whose `kalam` catalog is bound to the
+//! statement's [`Session`], and executed through our table providers. Statements run in order and
+//! stop at the first error; earlier ones stay committed.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::{DataType, TimeUnit, UInt64Type};
+use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
+use datafusion::common::ParamValues;
+use datafusion::execution::FunctionRegistry;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::scalar::ScalarValue;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{self, Visit, Visitor};
+
+use crate::auth::{self, ROOT_USER, UserRecord, Users};
+use crate::catalog::provider::{CATALOG_NAME, RequestCatalog};
+use crate::catalog::{
+    Catalog, ColumnDef, FlushPolicy, NamespaceDef, RESERVED_NAMESPACES, SqlType, TableDef,
+    TableType, is_system_column, validate_identifier,
+};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::result::QueryResult;
+use crate::session::{Role, Session};
+use crate::sql::{self, AlterTableOp, ColumnSpec, CreateTable, KalamStatement, TableName};
+use crate::storage::{Batch, CF_META, CF_ROWS, Store, codec, keys};
+
+const SEQ_HWM_KEY: &[u8] = b"ctr/seq_hwm";
+
+/// State shared by the engine, its table providers and background tasks.
+pub struct Core {
+    /// RocksDB.
+    pub(crate) store: Arc<Store>,
+    /// Namespaces and tables.
+    pub(crate) catalog: Catalog,
+    /// Users.
+    pub(crate) users: Users,
+    /// The configuration the engine was opened with.
+    pub(crate) config: Config,
+    /// When this data directory was first opened (ms since the Unix epoch).
+    pub(crate) created_at: i64,
+    locks: Mutex<HashMap<u64, Arc<Mutex<()>>>>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("data_dir", &self.config.data_dir)
+            .finish()
+    }
+}
+
+impl Core {
+    /// The write lock of one table (held across a write's check-then-write).
+    pub(crate) fn table_lock(&self, table_id: u64) -> Arc<Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(table_id).or_default().clone()
+    }
+
+    /// Adds the `_seq` high-water mark to a write batch (monotonicity across restarts).
+    pub(crate) fn record_seq(&self, b: &mut Batch, seq: u64) {
+        b.put(&self.store, CF_META, SEQ_HWM_KEY, &seq.to_le_bytes());
+    }
+
+    /// The base directory of the `local` storage (`<data_dir>/storage`).
+    pub(crate) fn storage_base(&self) -> PathBuf {
+        self.config.data_dir.join("storage")
+    }
+}
+
+/// An open KalamDB instance.
+pub struct Engine {
+    core: Arc<Core>,
+    base_state: SessionState,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("core", &self.core).finish()
+    }
+}
+
+fn io_millis() -> i64 {
+    crate::ids::now_millis()
+}
+
+/// Collects whether a statement mentions `_seq`, `_updated` or `_deleted` anywhere.
+fn mentions_system_columns(sql: &str) -> bool {
+    sql::lexer::tokenize(sql)
+        .map(|toks| {
+            toks.iter().any(|t| match &t.kind {
+                sql::lexer::TokKind::Word(w) | sql::lexer::TokKind::QuotedIdent(w) => {
+                    is_system_column(&w.to_ascii_lowercase())
+                }
+                _ => false,
+            })
+        })
+        .unwrap_or(false)
+}
+
+/// Finds subqueries inside a DML WHERE clause.
+struct SubqueryFinder(bool);
+impl Visitor for SubqueryFinder {
+    type Break = ();
+    fn pre_visit_expr(&mut self, e: &ast::Expr) -> std::ops::ControlFlow<()> {
+        if matches!(
+            e,
+            ast::Expr::Subquery(_) | ast::Expr::InSubquery { .. } | ast::Expr::Exists { .. }
+        ) {
+            self.0 = true;
+            return std::ops::ControlFlow::Break(());
+        }
+        std::ops::ControlFlow::Continue(())
+    }
+}
+
+fn has_subquery(e: &ast::Expr) -> bool {
+    let mut f = SubqueryFinder(false);
+    let _ = e.visit(&mut f);
+    f.0
+}
+
+/// What a DataFusion statement is, for result shaping.
+#[derive(Clone, Copy, PartialEq)]
+enum DmlKind {
+    Insert,
+    Update,
+    Delete,
+    Query,
+}
+
+fn json_to_scalar(v: &serde_json::Value) -> Result<ScalarValue> {
+    Ok(match v {
+        serde_json::Value::Null => ScalarValue::Null,
+        serde_json::Value::Bool(b) => ScalarValue::Boolean(Some(*b)),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => ScalarValue::Int64(Some(i)),
+            None => ScalarValue::Float64(n.as_f64()),
+        },
+        serde_json::Value::String(s) => ScalarValue::Utf8(Some(s.clone())),
+        other => {
+            return Err(Error::InvalidParameter(format!(
+                "unsupported parameter value {other}: use null, a boolean, a number or a string"
+            )));
+        }
+    })
+}
+
+impl Engine {
+    /// Opens (or creates) the instance in `config.data_dir`: RocksDB, the catalog, the users
+    /// (bootstrapping `root`), and the DataFusion session template.
+    ///
+    /// # Errors
+    /// [`Error::Internal`] when the directory cannot be opened (e.g. locked by another process).
+    pub fn open(config: Config) -> Result<Engine> {
+        let store = Arc::new(Store::open(
+            &config.data_dir.join("rocksdb"),
+            config.sync_writes,
+        )?);
+        if let Some(v) = store.get(CF_META, SEQ_HWM_KEY)? {
+            let hwm = u64::from_le_bytes(
+                v.as_slice()
+                    .try_into()
+                    .map_err(|_| Error::Internal("bad _seq high-water mark".into()))?,
+            );
+            crate::ids::observe(hwm);
+        }
+        let created_at = match store.get(CF_META, b"ctr/created_at")? {
+            Some(v) => i64::from_le_bytes(v.as_slice().try_into().unwrap_or([0; 8])),
+            None => {
+                let now = io_millis();
+                let mut b = Batch::default();
+                b.put(&store, CF_META, b"ctr/created_at", &now.to_le_bytes());
+                store.write(b)?;
+                now
+            }
+        };
+        let catalog = Catalog::load(store.clone())?;
+        let users = Users::open(store.clone(), config.root_password.as_deref())?;
+        let core = Arc::new(Core {
+            store,
+            catalog,
+            users,
+            config,
+            created_at,
+            locks: Mutex::default(),
+        });
+        let session_config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema(CATALOG_NAME, "default")
+            .with_create_default_catalog_and_schema(false);
+        let mut base_state = SessionStateBuilder::new()
+            .with_config(session_config)
+            .with_default_features()
+            .build();
+        for udf in [
+            crate::functions::snowflake_id_udf(),
+            crate::functions::uuid_v7_udf(),
+            crate::functions::ulid_udf(),
+        ] {
+            base_state.register_udf(Arc::new(udf))?;
+        }
+        Ok(Engine { core, base_state })
+    }
+
+    /// The user directory (for authentication by the server).
+    pub fn users(&self) -> &Users {
+        &self.core.users
+    }
+
+    /// The configuration the engine was opened with.
+    pub fn config(&self) -> &Config {
+        &self.core.config
+    }
+
+    /// Flushes the WAL; call before exit (graceful shutdown).
+    pub fn shutdown(&self) -> Result<()> {
+        self.core.store.flush_wal()
+    }
+
+    /// Runs every statement of `sql` as `session`; see [`Engine::execute_with_params`].
+    pub async fn execute(&self, sql: &str, session: &Session) -> Result<Vec<QueryResult>> {
+        self.execute_with_params(sql, session, &[]).await
+    }
+
+    /// Runs every statement of `sql` in order as `session`, binding `$1, $2, ...` to `params`.
+    /// Returns one result per statement; the first failing statement's error ends the request
+    /// (statements before it stay committed).
+    ///
+    /// # Errors
+    /// `EMPTY_SQL` for a request without statements; otherwise the failing statement's error.
+    pub async fn execute_with_params(
+        &self,
+        sql: &str,
+        session: &Session,
+        params: &[serde_json::Value],
+    ) -> Result<Vec<QueryResult>> {
+        if sql.len() > self.core.config.max_sql_bytes {
+            return Err(Error::PayloadTooLarge(format!(
+                "SQL is {} bytes; the limit is {} bytes",
+                sql.len(),
+                self.core.config.max_sql_bytes
+            )));
+        }
+        let statements = sql::split_statements(sql);
+        if statements.is_empty() {
+            return Err(Error::EmptySql);
+        }
+        let params = params
+            .iter()
+            .map(json_to_scalar)
+            .collect::<Result<Vec<_>>>()?;
+        let mut session = session.clone();
+        let mut out = Vec::with_capacity(statements.len());
+        for stmt in statements {
+            out.push(self.execute_one(stmt, &mut session, &params).await?);
+        }
+        Ok(out)
+    }
+
+    async fn execute_one(
+        &self,
+        sql: &str,
+        session: &mut Session,
+        params: &[ScalarValue],
+    ) -> Result<QueryResult> {
+        match sql::parse(sql)? {
+            Some(KalamStatement::ExecuteAs {
+                user_id,
+                sql: inner,
+            }) => {
+                session.require(Role::Service, "EXECUTE AS USER")?;
+                let target = self.core.users.require_live(&user_id)?;
+                if target.role > session.role {
+                    return Err(Error::PermissionDenied(format!(
+                        "user '{}' (role {}) cannot act as '{}' (role {})",
+                        session.user_id, session.role, target.user_id, target.role
+                    )));
+                }
+                let inner_statements = sql::split_statements(&inner);
+                if inner_statements.len() != 1 {
+                    return Err(Error::InvalidSql(
+                        "EXECUTE AS USER takes exactly one statement".into(),
+                    ));
+                }
+                let mut as_user = Session {
+                    user_id: target.user_id,
+                    role: target.role,
+                    namespace: session.namespace.clone(),
+                };
+                Box::pin(self.execute_one(inner_statements[0], &mut as_user, params)).await
+            }
+            Some(stmt) => self.execute_kalam(stmt, session),
+            None => self.execute_datafusion(sql, session, params).await,
+        }
+    }
+
+    /// A `SessionContext` for one statement, with the `kalam` catalog bound to `session`.
+    fn context(&self, session: &Session, with_system_columns: bool) -> Result<SessionContext> {
+        let catalogs: Arc<dyn CatalogProviderList> = Arc::new(MemoryCatalogProviderList::new());
+        catalogs.register_catalog(
+            CATALOG_NAME.to_string(),
+            Arc::new(RequestCatalog::new(
+                self.core.clone(),
+                session.clone(),
+                with_system_columns,
+            )),
+        );
+        let mut state = SessionStateBuilder::new_from_existing(self.base_state.clone())
+            .with_catalog_list(catalogs)
+            .build();
+        state.config_mut().options_mut().catalog.default_schema = session
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_string());
+        state.register_udf(Arc::new(crate::functions::current_user_udf(
+            &session.user_id,
+        )))?;
+        Ok(SessionContext::new_with_state(state))
+    }
+
+    async fn execute_datafusion(
+        &self,
+        sql: &str,
+        session: &Session,
+        params: &[ScalarValue],
+    ) -> Result<QueryResult> {
+        let sql = &normalize_current_user(sql);
+        let ctx = self.context(session, mentions_system_columns(sql))?;
+        let state = ctx.state();
+        let statement = state.sql_to_statement(sql, &datafusion::config::Dialect::Generic)?;
+        let kind = classify(&statement)?;
+        let plan = state.statement_to_plan(statement).await?;
+        let plan = if params.is_empty() {
+            plan
+        } else {
+            plan.with_param_values(ParamValues::from(params.to_vec()))?
+        };
+        match &plan {
+            LogicalPlan::Ddl(_) | LogicalPlan::Copy(_) => {
+                return Err(Error::Execution(format!(
+                    "statement not supported: {}",
+                    sql.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+                )));
+            }
+            LogicalPlan::Statement(_) => {
+                return Err(Error::Execution(
+                    "transaction and SET statements are not supported".into(),
+                ));
+            }
+            _ => {}
+        }
+        let df = ctx.execute_logical_plan(plan).await?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await?;
+        if kind == DmlKind::Query {
+            let row_count = batches.iter().map(|b| b.num_rows()).sum();
+            return Ok(QueryResult {
+                schema,
+                batches,
+                row_count,
+                message: None,
+            });
+        }
+        let n = batches
+            .first()
+            .and_then(|b| {
+                b.column(0)
+                    .as_primitive_opt::<UInt64Type>()
+                    .map(|a| a.value(0))
+            })
+            .unwrap_or(0) as usize;
+        let verb = match kind {
+            DmlKind::Insert => "Inserted",
+            DmlKind::Update => "Updated",
+            _ => "Deleted",
+        };
+        Ok(QueryResult::message(format!("{verb} {n} row(s)"), n))
+    }
+
+    fn execute_kalam(&self, stmt: KalamStatement, session: &mut Session) -> Result<QueryResult> {
+        let core = &self.core;
+        match stmt {
+            KalamStatement::CreateNamespace {
+                name,
+                if_not_exists,
+            } => {
+                session.require(Role::Dba, "CREATE NAMESPACE")?;
+                validate_namespace_name(&name)?;
+                let _g = core.catalog.ddl_lock();
+                if core.catalog.namespace(&name).is_some() {
+                    if if_not_exists {
+                        return Ok(QueryResult::message(
+                            format!("Namespace '{name}' already exists"),
+                            0,
+                        ));
+                    }
+                    return Err(Error::AlreadyExists(format!(
+                        "namespace '{name}' already exists"
+                    )));
+                }
+                core.catalog.put_namespace(NamespaceDef {
+                    name: name.clone(),
+                    options: Default::default(),
+                    created_at: io_millis(),
+                })?;
+                Ok(QueryResult::message(
+                    format!("Namespace '{name}' created"),
+                    0,
+                ))
+            }
+            KalamStatement::AlterNamespace { name, options } => {
+                session.require(Role::Dba, "ALTER NAMESPACE")?;
+                let _g = core.catalog.ddl_lock();
+                core.catalog.require_namespace(&name)?;
+                let mut ns = core
+                    .catalog
+                    .namespace(&name)
+                    .ok_or_else(|| Error::NamespaceNotFound(name.clone()))?;
+                for (k, v) in options {
+                    ns.options.insert(k, serde_json::Value::String(v));
+                }
+                core.catalog.put_namespace(ns)?;
+                Ok(QueryResult::message(
+                    format!("Namespace '{name}' altered"),
+                    0,
+                ))
+            }
+            KalamStatement::DropNamespace {
+                name,
+                if_exists,
+                cascade,
+            } => {
+                session.require(Role::Dba, "DROP NAMESPACE")?;
+                let _g = core.catalog.ddl_lock();
+                if core.catalog.namespace(&name).is_none() {
+                    if if_exists {
+                        return Ok(QueryResult::message(
+                            format!("Namespace '{name}' does not exist"),
+                            0,
+                        ));
+                    }
+                    return Err(Error::NamespaceNotFound(format!(
+                        "namespace '{name}' does not exist"
+                    )));
+                }
+                let tables = core.catalog.tables(Some(&name));
+                if !tables.is_empty() && !cascade {
+                    return Err(Error::Execution(format!(
+                        "namespace '{name}' is not empty: it contains {} table(s); drop them first or use DROP NAMESPACE {name} CASCADE",
+                        tables.len()
+                    )));
+                }
+                for t in &tables {
+                    self.drop_table_data(t)?;
+                }
+                core.catalog.delete_namespace(&name)?;
+                Ok(QueryResult::message(
+                    format!("Namespace '{name}' dropped"),
+                    0,
+                ))
+            }
+            KalamStatement::ShowNamespaces => {
+                let tables = core.catalog.tables(None);
+                let rows = core
+                    .catalog
+                    .namespaces()
+                    .into_iter()
+                    .map(|n| {
+                        let count = tables.iter().filter(|t| t.namespace == n.name).count() as i64;
+                        vec![
+                            ScalarValue::Utf8(Some(n.name)),
+                            ScalarValue::Int64(Some(count)),
+                            ts(n.created_at),
+                        ]
+                    })
+                    .collect();
+                QueryResult::rows(
+                    &[
+                        ("name", DataType::Utf8),
+                        ("table_count", DataType::Int64),
+                        ("created_at", ts_type()),
+                    ],
+                    rows,
+                )
+            }
+            KalamStatement::Use(ns) => {
+                core.catalog.require_namespace(&ns)?;
+                session.namespace = Some(ns.clone());
+                Ok(QueryResult::message(format!("Using namespace '{ns}'"), 0))
+            }
+            KalamStatement::CreateTable(ct) => self.create_table(*ct, session),
+            KalamStatement::DropTable {
+                name,
+                if_exists,
+                table_type,
+            } => {
+                session.require(Role::Dba, "DROP TABLE")?;
+                let ns = resolve_namespace(&name, session)?;
+                let _g = core.catalog.ddl_lock();
+                let Some(t) = core.catalog.table(&ns, &name.name) else {
+                    if if_exists {
+                        return Ok(QueryResult::message(
+                            format!("Table '{ns}.{}' does not exist", name.name),
+                            0,
+                        ));
+                    }
+                    return Err(core
+                        .catalog
+                        .require_table(&ns, &name.name)
+                        .err()
+                        .unwrap_or_else(|| Error::TableNotFound(name.name.clone())));
+                };
+                if let Some(tt) = table_type
+                    && tt != t.table_type
+                {
+                    return Err(Error::Execution(format!(
+                        "table '{}' is a {} table, not {}",
+                        t.qualified(),
+                        t.table_type.as_str(),
+                        tt.as_str()
+                    )));
+                }
+                self.drop_table_data(&t)?;
+                Ok(QueryResult::message(
+                    format!(
+                        "Table '{}' dropped (0 file(s) deleted, 0 bytes freed)",
+                        t.qualified()
+                    ),
+                    0,
+                ))
+            }
+            KalamStatement::AlterTable { name, op } => self.alter_table(&name, op, session),
+            KalamStatement::ShowTables(ns) => {
+                if let Some(ns) = &ns {
+                    core.catalog.require_namespace(ns)?;
+                }
+                let rows = core
+                    .catalog
+                    .tables(ns.as_deref())
+                    .iter()
+                    .map(|t| {
+                        vec![
+                            ScalarValue::Utf8(Some(t.namespace.clone())),
+                            ScalarValue::Utf8(Some(t.name.clone())),
+                            ScalarValue::Utf8(Some(t.table_type.as_str().into())),
+                            ts(t.created_at),
+                        ]
+                    })
+                    .collect();
+                QueryResult::rows(
+                    &[
+                        ("namespace", DataType::Utf8),
+                        ("table_name", DataType::Utf8),
+                        ("table_type", DataType::Utf8),
+                        ("created_at", ts_type()),
+                    ],
+                    rows,
+                )
+            }
+            KalamStatement::Describe(name) => {
+                let ns = resolve_namespace(&name, session)?;
+                let t = core.catalog.require_table(&ns, &name.name)?;
+                let rows = t
+                    .columns
+                    .iter()
+                    .map(|c| {
+                        vec![
+                            ScalarValue::Utf8(Some(c.name.clone())),
+                            ScalarValue::Utf8(Some(c.sql_type.sql_name())),
+                            ScalarValue::Boolean(Some(c.nullable)),
+                            ScalarValue::Boolean(Some(c.primary_key)),
+                            ScalarValue::Utf8(c.default.as_ref().map(|d| d.to_sql())),
+                        ]
+                    })
+                    .collect();
+                QueryResult::rows(
+                    &[
+                        ("column_name", DataType::Utf8),
+                        ("data_type", DataType::Utf8),
+                        ("is_nullable", DataType::Boolean),
+                        ("is_primary_key", DataType::Boolean),
+                        ("default", DataType::Utf8),
+                    ],
+                    rows,
+                )
+            }
+            KalamStatement::ShowStats(name) => {
+                let ns = resolve_namespace(&name, session)?;
+                let t = core.catalog.require_table(&ns, &name.name)?;
+                let hot_rows = self.count_hot_rows(&t, session)?;
+                let stat = |k: &str, v: Option<String>| {
+                    vec![ScalarValue::Utf8(Some(k.into())), ScalarValue::Utf8(v)]
+                };
+                let rows = vec![
+                    stat("hot_rows", Some(hot_rows.to_string())),
+                    stat("cold_rows", Some("0".into())),
+                    stat("parquet_files", Some("0".into())),
+                    stat("storage_bytes", Some("0".into())),
+                    stat("last_flushed_at", None),
+                    stat("schema_version", Some(t.schema_version.to_string())),
+                ];
+                QueryResult::rows(
+                    &[("statistic", DataType::Utf8), ("value", DataType::Utf8)],
+                    rows,
+                )
+            }
+            KalamStatement::CreateUser {
+                user_id,
+                password,
+                role,
+                email,
+            } => {
+                session.require(Role::Dba, "CREATE USER")?;
+                auth::validate_user_id(&user_id)?;
+                if role == Role::System {
+                    session.require(Role::System, "creating a system user")?;
+                }
+                let _g = core.catalog.ddl_lock();
+                if let Some(u) = core.users.get(&user_id)?
+                    && u.deleted_at.is_none()
+                {
+                    return Err(Error::AlreadyExists(format!(
+                        "user '{user_id}' already exists"
+                    )));
+                }
+                let now = io_millis();
+                core.users.put(&UserRecord {
+                    user_id: user_id.clone(),
+                    username: user_id.clone(),
+                    password_hash: Some(auth::hash_password(&password)?),
+                    role,
+                    email,
+                    created_at: now,
+                    updated_at: now,
+                    deleted_at: None,
+                })?;
+                Ok(QueryResult::message(format!("User '{user_id}' created"), 0))
+            }
+            KalamStatement::AlterUser {
+                user_id,
+                password,
+                role,
+                email,
+            } => {
+                let own_password = user_id == session.user_id && role.is_none() && email.is_none();
+                if !own_password {
+                    session.require(Role::Dba, "ALTER USER")?;
+                }
+                let _g = core.catalog.ddl_lock();
+                let mut u = core.users.require_live(&user_id)?;
+                if (u.role == Role::System || role == Some(Role::System)) && !own_password {
+                    session.require(Role::System, "managing a system user")?;
+                }
+                if let Some(p) = password {
+                    u.password_hash = Some(auth::hash_password(&p)?);
+                }
+                if let Some(r) = role {
+                    u.role = r;
+                }
+                if email.is_some() {
+                    u.email = email;
+                }
+                u.updated_at = io_millis();
+                core.users.put(&u)?;
+                Ok(QueryResult::message(format!("User '{user_id}' altered"), 0))
+            }
+            KalamStatement::DropUser { user_id, if_exists } => {
+                session.require(Role::Dba, "DROP USER")?;
+                let _g = core.catalog.ddl_lock();
+                let Ok(mut u) = core.users.require_live(&user_id) else {
+                    if if_exists {
+                        return Ok(QueryResult::message(
+                            format!("User '{user_id}' does not exist"),
+                            0,
+                        ));
+                    }
+                    return Err(Error::InvalidParameter(format!(
+                        "user '{user_id}' does not exist"
+                    )));
+                };
+                if u.user_id == ROOT_USER {
+                    return Err(Error::PermissionDenied(
+                        "the root user cannot be dropped".into(),
+                    ));
+                }
+                if u.role == Role::System {
+                    session.require(Role::System, "dropping a system user")?;
+                }
+                u.deleted_at = Some(io_millis());
+                core.users.put(&u)?;
+                Ok(QueryResult::message(format!("User '{user_id}' dropped"), 0))
+            }
+            KalamStatement::ExecuteAs { .. } => Err(Error::Internal(
+                "nested EXECUTE AS reached the wrong path".into(),
+            )),
+            KalamStatement::FlushTable(name) => {
+                session.require(Role::Dba, "FLUSH")?;
+                let ns = resolve_namespace(&name, session)?;
+                let t = core.catalog.require_table(&ns, &name.name)?;
+                if t.table_type == TableType::Stream {
+                    return Err(Error::Execution(format!(
+                        "STREAM table '{}' cannot be flushed",
+                        t.qualified()
+                    )));
+                }
+                Err(Error::Execution(
+                    "FLUSH is not available yet: the cold tier is not built".into(),
+                ))
+            }
+            KalamStatement::FlushAll(_) => {
+                session.require(Role::Dba, "FLUSH")?;
+                Err(Error::Execution(
+                    "FLUSH is not available yet: the cold tier is not built".into(),
+                ))
+            }
+            KalamStatement::KillJob(id) => {
+                session.require(Role::Dba, "KILL JOB")?;
+                Err(Error::InvalidParameter(format!(
+                    "job '{id}' does not exist"
+                )))
+            }
+            KalamStatement::KillLiveQuery(id) => Err(Error::InvalidParameter(format!(
+                "live query '{id}' does not exist"
+            ))),
+        }
+    }
+
+    fn count_hot_rows(&self, t: &TableDef, session: &Session) -> Result<u64> {
+        let prefix = if t.table_type.is_partitioned() && session.role < Role::Dba {
+            keys::partition_prefix(t.id, &session.user_id)
+        } else {
+            keys::table_range(t.id).0
+        };
+        let mut n = 0u64;
+        let mut bad = None;
+        self.core.store.for_each_prefix(CF_ROWS, &prefix, |_, v| {
+            match codec::decode_header(v) {
+                Ok(h) if !h.deleted => n += 1,
+                Ok(_) => {}
+                Err(e) => {
+                    bad = Some(e);
+                    return false;
+                }
+            }
+            true
+        })?;
+        match bad {
+            Some(e) => Err(e),
+            None => Ok(n),
+        }
+    }
+
+    /// Deletes a table's rows and definition in one atomic batch.
+    fn drop_table_data(&self, t: &TableDef) -> Result<()> {
+        let (from, to) = keys::table_range(t.id);
+        let mut b = Batch::default();
+        b.delete_range(&self.core.store, CF_ROWS, &from, &to);
+        self.core.catalog.delete_table_in(&mut b, t);
+        self.core.store.write(b)?;
+        self.core.catalog.forget_table(&t.namespace, &t.name);
+        Ok(())
+    }
+
+    fn create_table(&self, ct: CreateTable, session: &Session) -> Result<QueryResult> {
+        let core = &self.core;
+        session.require(Role::Dba, "CREATE TABLE")?;
+        let ns = resolve_namespace(&ct.name, session)?;
+        core.catalog.require_namespace(&ns)?;
+        validate_identifier("table", &ct.name.name)?;
+        if ct.columns.is_empty() {
+            return Err(Error::InvalidSql(
+                "a table needs at least one column".into(),
+            ));
+        }
+        let mut columns = Vec::with_capacity(ct.columns.len());
+        for (i, spec) in ct.columns.iter().enumerate() {
+            if ct.columns[..i].iter().any(|c| c.name == spec.name) {
+                return Err(Error::InvalidSql(format!(
+                    "column '{}' is declared twice",
+                    spec.name
+                )));
+            }
+            columns.push(column_def(spec, i as u32 + 1, 1)?);
+        }
+        if columns.iter().filter(|c| c.primary_key).count() > 1 {
+            return Err(Error::InvalidSql(
+                "a table can have only one PRIMARY KEY column".into(),
+            ));
+        }
+        let is_stream = ct.table_type == TableType::Stream;
+        if !is_stream && (ct.ttl_seconds.is_some() || ct.buffer_size.is_some()) {
+            return Err(Error::InvalidSql(
+                "TTL and BUFFER_SIZE apply to STREAM tables only".into(),
+            ));
+        }
+        if is_stream && ct.flush_policy.is_some() {
+            return Err(Error::InvalidSql(
+                "STREAM tables are never flushed: remove the FLUSH POLICY".into(),
+            ));
+        }
+        if ct.ttl_seconds == Some(0) || ct.buffer_size == Some(0) {
+            return Err(Error::InvalidParameter(
+                "TTL and BUFFER_SIZE must be greater than 0".into(),
+            ));
+        }
+        let flush_policy = ct.flush_policy.unwrap_or_default();
+        flush_policy.validate()?;
+        if let Some(l) = &ct.location {
+            validate_location(l, ct.table_type)?;
+        }
+        let storage_id = ct.storage_id.unwrap_or_else(|| "local".into());
+        if storage_id != "local" {
+            return Err(Error::InvalidParameter(format!(
+                "unknown storage '{storage_id}': only 'local' exists"
+            )));
+        }
+        let _g = core.catalog.ddl_lock();
+        if core.catalog.table(&ns, &ct.name.name).is_some() {
+            if ct.if_not_exists {
+                return Ok(QueryResult::message(
+                    format!("Table '{ns}.{}' already exists", ct.name.name),
+                    0,
+                ));
+            }
+            return Err(Error::AlreadyExists(format!(
+                "table '{ns}.{}' already exists",
+                ct.name.name
+            )));
+        }
+        let now = io_millis();
+        let next_column_id = columns.len() as u32 + 1;
+        let def = TableDef {
+            id: core.catalog.next_table_id()?,
+            namespace: ns.clone(),
+            name: ct.name.name.clone(),
+            table_type: ct.table_type,
+            columns,
+            next_column_id,
+            schema_version: 1,
+            location: ct.location,
+            flush_policy: if is_stream {
+                FlushPolicy {
+                    rows: None,
+                    interval_secs: None,
+                }
+            } else {
+                flush_policy
+            },
+            ttl_seconds: ct.ttl_seconds,
+            buffer_size: ct.buffer_size,
+            deleted_retention_secs: if is_stream {
+                None
+            } else {
+                ct.deleted_retention_secs
+            },
+            storage_id,
+            created_at: now,
+            updated_at: now,
+        };
+        core.catalog.put_table(def)?;
+        Ok(QueryResult::message(
+            format!("Table '{ns}.{}' created", ct.name.name),
+            0,
+        ))
+    }
+
+    fn alter_table(
+        &self,
+        name: &TableName,
+        op: AlterTableOp,
+        session: &Session,
+    ) -> Result<QueryResult> {
+        let core = &self.core;
+        session.require(Role::Dba, "ALTER TABLE")?;
+        let ns = resolve_namespace(name, session)?;
+        let _g = core.catalog.ddl_lock();
+        let mut t = (*core.catalog.require_table(&ns, &name.name)?).clone();
+        let version = t.schema_version + 1;
+        match op {
+            AlterTableOp::AddColumn(spec) => {
+                if t.column(&spec.name).is_some() {
+                    return Err(Error::AlreadyExists(format!(
+                        "column '{}' already exists in '{}'",
+                        spec.name,
+                        t.qualified()
+                    )));
+                }
+                if spec.primary_key {
+                    return Err(Error::InvalidSql(
+                        "ADD COLUMN cannot add a PRIMARY KEY".into(),
+                    ));
+                }
+                if !spec.nullable && spec.default.is_none() {
+                    return Err(Error::InvalidSql(format!(
+                        "ADD COLUMN '{}' NOT NULL needs a DEFAULT for existing rows",
+                        spec.name
+                    )));
+                }
+                let c = column_def(&spec, t.next_column_id, version)?;
+                t.next_column_id += 1;
+                t.columns.push(c);
+            }
+            AlterTableOp::DropColumn(c) => {
+                let pos = t.columns.iter().position(|x| x.name == c).ok_or_else(|| {
+                    Error::Execution(format!(
+                        "column '{c}' does not exist in '{}'",
+                        t.qualified()
+                    ))
+                })?;
+                if t.columns[pos].primary_key {
+                    return Err(Error::Execution(format!(
+                        "cannot drop PRIMARY KEY column '{c}'"
+                    )));
+                }
+                if t.columns.len() == 1 {
+                    return Err(Error::Execution(
+                        "cannot drop the only column of a table".into(),
+                    ));
+                }
+                t.columns.remove(pos);
+            }
+            AlterTableOp::RenameColumn(from, to) => {
+                validate_identifier("column", &to)?;
+                if is_system_column(&to) {
+                    return Err(Error::InvalidSql(format!(
+                        "column name '{to}' is reserved for system columns"
+                    )));
+                }
+                if t.column(&to).is_some() {
+                    return Err(Error::AlreadyExists(format!(
+                        "column '{to}' already exists in '{}'",
+                        t.qualified()
+                    )));
+                }
+                let c = t
+                    .columns
+                    .iter_mut()
+                    .find(|x| x.name == from)
+                    .ok_or_else(|| {
+                        Error::Execution(format!(
+                            "column '{from}' does not exist in '{ns}.{}'",
+                            name.name
+                        ))
+                    })?;
+                c.name = to;
+            }
+        }
+        t.schema_version = version;
+        t.updated_at = io_millis();
+        let q = t.qualified();
+        core.catalog.put_table(t)?;
+        Ok(QueryResult::message(
+            format!("Table '{q}' altered (schema version {version})"),
+            0,
+        ))
+    }
+}
+
+/// sqlparser reads `CURRENT_USER` as a parameterless keyword and rejects `CURRENT_USER()`, the
+/// SPEC's spelling; rewrite the call form to the keyword form (same function).
+fn normalize_current_user(sql: &str) -> std::borrow::Cow<'_, str> {
+    use sql::lexer::TokKind;
+    let Ok(toks) = sql::lexer::tokenize(sql) else {
+        return sql.into();
+    };
+    let mut cuts = Vec::new();
+    for w in toks.windows(3) {
+        if let (TokKind::Word(name), TokKind::Punct('('), TokKind::Punct(')')) =
+            (&w[0].kind, &w[1].kind, &w[2].kind)
+            && name.eq_ignore_ascii_case("current_user")
+        {
+            cuts.push((w[0].end, w[2].end));
+        }
+    }
+    if cuts.is_empty() {
+        return sql.into();
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut last = 0;
+    for (from, to) in cuts {
+        out.push_str(&sql[last..from]);
+        last = to;
+    }
+    out.push_str(&sql[last..]);
+    out.into()
+}
+
+fn ts(ms: i64) -> ScalarValue {
+    ScalarValue::TimestampMillisecond(Some(ms), None)
+}
+
+fn ts_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, None)
+}
+
+fn validate_namespace_name(name: &str) -> Result<()> {
+    validate_identifier("namespace", name)?;
+    if RESERVED_NAMESPACES.contains(&name) {
+        return Err(Error::InvalidSql(format!(
+            "namespace name '{name}' is reserved"
+        )));
+    }
+    Ok(())
+}
+
+fn resolve_namespace(name: &TableName, session: &Session) -> Result<String> {
+    name.namespace
+        .clone()
+        .or_else(|| session.namespace.clone())
+        .ok_or_else(|| {
+            Error::InvalidSql(format!(
+                "table '{}' has no namespace: write ns.{} or USE ns first",
+                name.name, name.name
+            ))
+        })
+}
+
+fn validate_location(l: &str, tt: TableType) -> Result<()> {
+    if tt == TableType::Stream {
+        return Err(Error::InvalidSql(
+            "STREAM tables are never flushed: LOCATION is not allowed".into(),
+        ));
+    }
+    if l.split(['/', '\\']).any(|part| part == "..") {
+        return Err(Error::InvalidParameter(format!(
+            "LOCATION '{l}' must not contain '..'"
+        )));
+    }
+    if tt == TableType::Shared && l.contains("${user_id}") {
+        return Err(Error::InvalidParameter(
+            "LOCATION of a SHARED table cannot contain ${user_id}".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn column_def(spec: &ColumnSpec, id: u32, added_in: u32) -> Result<ColumnDef> {
+    if is_system_column(&spec.name) {
+        return Err(Error::InvalidSql(format!(
+            "column name '{}' is reserved for system columns",
+            spec.name
+        )));
+    }
+    validate_identifier("column", &spec.name)?;
+    if spec.primary_key
+        && matches!(
+            spec.sql_type,
+            SqlType::Json | SqlType::Bytes | SqlType::Float | SqlType::Double
+        )
+    {
+        return Err(Error::InvalidSql(format!(
+            "type {} cannot be a PRIMARY KEY",
+            spec.sql_type.sql_name()
+        )));
+    }
+    if let Some(d) = &spec.default {
+        d.literal_scalar(&spec.sql_type.arrow_type())?;
+        if matches!(d, crate::catalog::DefaultValue::SnowflakeId)
+            && spec.sql_type != SqlType::BigInt
+        {
+            return Err(Error::InvalidSql(format!(
+                "SNOWFLAKE_ID() default needs a BIGINT column, '{}' is {}",
+                spec.name,
+                spec.sql_type.sql_name()
+            )));
+        }
+    }
+    Ok(ColumnDef {
+        id,
+        name: spec.name.clone(),
+        sql_type: spec.sql_type,
+        nullable: spec.nullable,
+        default: spec.default.clone(),
+        primary_key: spec.primary_key,
+        added_in,
+    })
+}
+
+/// Classifies a DataFusion statement and rejects what KalamDB does not allow: system columns as
+/// INSERT/UPDATE targets, subqueries in UPDATE/DELETE WHERE, UPDATE ... FROM.
+fn classify(stmt: &DfStatement) -> Result<DmlKind> {
+    let DfStatement::Statement(s) = stmt else {
+        return Ok(DmlKind::Query);
+    };
+    match s.as_ref() {
+        ast::Statement::Insert(ins) => {
+            if let Some(c) = ins
+                .columns
+                .iter()
+                .find(|c| is_system_column(&c.to_string().to_ascii_lowercase()))
+            {
+                return Err(Error::InvalidSql(format!(
+                    "system column '{c}' cannot be inserted"
+                )));
+            }
+            Ok(DmlKind::Insert)
+        }
+        ast::Statement::Update(u) => {
+            for a in &u.assignments {
+                let target = a.target.to_string().to_ascii_lowercase();
+                let col = target.rsplit('.').next().unwrap_or(&target);
+                if is_system_column(col) {
+                    return Err(Error::InvalidSql(format!(
+                        "system column '{col}' cannot be updated"
+                    )));
+                }
+                if has_subquery(&a.value) {
+                    return Err(Error::InvalidSql(
+                        "UPDATE with a subquery is not supported".into(),
+                    ));
+                }
+            }
+            if u.from.is_some() {
+                return Err(Error::InvalidSql("UPDATE ... FROM is not supported".into()));
+            }
+            if u.selection.as_ref().is_some_and(has_subquery) {
+                return Err(Error::InvalidSql(
+                    "UPDATE/DELETE with a subquery in WHERE is not supported".into(),
+                ));
+            }
+            Ok(DmlKind::Update)
+        }
+        ast::Statement::Delete(d) => {
+            if d.selection.as_ref().is_some_and(has_subquery) {
+                return Err(Error::InvalidSql(
+                    "UPDATE/DELETE with a subquery in WHERE is not supported".into(),
+                ));
+            }
+            if d.using.is_some() {
+                return Err(Error::InvalidSql(
+                    "DELETE ... USING is not supported".into(),
+                ));
+            }
+            Ok(DmlKind::Delete)
+        }
+        _ => Ok(DmlKind::Query),
+    }
+}

@@ -1,0 +1,25 @@
+//! KalamDB: a SQL-first realtime database. Rows land in RocksDB (the hot tier), queries run
+//! through Apache DataFusion, and every front end (HTTP, CLI, tests) goes through
+//! [`Engine::execute`]. See `../shared/SPEC.md` for the contract and `docs/` for decisions.
+
+pub mod auth;
+pub mod catalog;
+pub mod client;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod functions;
+pub mod ids;
+pub mod result;
+pub mod server;
+pub mod session;
+pub mod slt;
+pub mod sql;
+pub mod storage;
+pub mod tables;
+
+pub use config::Config;
+pub use engine::Engine;
+pub use error::{Error, Result};
+pub use result::QueryResult;
+pub use session::{Role, Session};

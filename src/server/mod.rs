@@ -1,0 +1,187 @@
+//! The HTTP front end (SPEC section 7): `GET /v1/api/healthcheck` and `POST /v1/api/sql`.
+//! A thin adapter over [`Engine::execute_with_params`]: it authenticates, decodes the request,
+//! and shapes the JSON. Every error leaves as `{"status":"error", ...}` with the SPEC status.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::result::QueryResult;
+use crate::session::Session;
+
+/// The API version reported by the healthcheck.
+pub const API_VERSION: &str = "v1";
+
+/// The body of `POST /v1/api/sql`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlRequest {
+    /// One or more `;`-separated statements.
+    pub sql: String,
+    /// Values for `$1, $2, ...`.
+    #[serde(default)]
+    pub params: Vec<Value>,
+    /// Default namespace for unqualified table names.
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+/// The JSON of one statement result.
+pub fn result_json(r: &QueryResult) -> Value {
+    if r.is_message() {
+        json!({"row_count": r.row_count, "message": r.message})
+    } else {
+        json!({"schema": r.columns(), "rows": r.json_rows(), "row_count": r.row_count, "message": null})
+    }
+}
+
+/// The JSON error body for `e`.
+pub fn error_json(e: &Error, took: f64) -> Value {
+    json!({
+        "status": "error",
+        "results": [],
+        "took": took,
+        "error": {"code": e.code(), "message": e.message(), "details": e.to_string()},
+    })
+}
+
+fn error_response(e: &Error, started: Instant) -> Response {
+    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(error_json(e, took_ms(started)))).into_response()
+}
+
+fn took_ms(started: Instant) -> f64 {
+    started.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Builds the router for `engine`.
+pub fn router(engine: Arc<Engine>) -> Router {
+    Router::new()
+        .route("/v1/api/healthcheck", get(healthcheck))
+        .route("/v1/api/sql", post(sql))
+        .layer(DefaultBodyLimit::disable())
+        .with_state(engine)
+}
+
+async fn healthcheck() -> impl IntoResponse {
+    axum::Json(
+        json!({"status": "healthy", "version": env!("CARGO_PKG_VERSION"), "api_version": API_VERSION}),
+    )
+}
+
+fn authenticate(engine: &Engine, headers: &HeaderMap, peer: SocketAddr) -> Result<Session> {
+    let loopback = peer.ip().is_loopback();
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return engine.users().anonymous_root(loopback);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| Error::Unauthorized("malformed Authorization header".into()))?;
+    if let Some(b64) = value.strip_prefix("Basic ") {
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .map_err(|_| Error::Unauthorized("malformed Basic credentials".into()))?;
+        let text = String::from_utf8(raw)
+            .map_err(|_| Error::Unauthorized("malformed Basic credentials".into()))?;
+        let (user, pass) = text
+            .split_once(':')
+            .ok_or_else(|| Error::Unauthorized("malformed Basic credentials".into()))?;
+        return engine.users().authenticate(user, pass, loopback);
+    }
+    if value.starts_with("Bearer ") {
+        return Err(Error::Unauthorized(
+            "Bearer tokens are not supported yet; use Basic auth".into(),
+        ));
+    }
+    Err(Error::Unauthorized(
+        "unsupported Authorization scheme: use Basic".into(),
+    ))
+}
+
+async fn sql(
+    State(engine): State<Arc<Engine>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let limit = engine.config().max_sql_bytes;
+    // The body may carry params and JSON escaping around the SQL; allow some headroom.
+    let bytes: Bytes =
+        match axum::body::to_bytes(body, limit.saturating_mul(2).saturating_add(64 * 1024)).await {
+            Ok(b) => b,
+            Err(_) => {
+                return error_response(
+                    &Error::PayloadTooLarge(format!("request body exceeds the {limit}-byte limit")),
+                    started,
+                );
+            }
+        };
+    let session = match authenticate(&engine, &headers, peer) {
+        Ok(s) => s,
+        Err(e) => return error_response(&e, started),
+    };
+    let req: SqlRequest = match serde_json::from_slice(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            return error_response(
+                &Error::InvalidParameter(format!("invalid request JSON: {e}")),
+                started,
+            );
+        }
+    };
+    let mut session = session;
+    if let Some(ns) = req.namespace {
+        session.namespace = Some(ns);
+    }
+    match engine
+        .execute_with_params(&req.sql, &session, &req.params)
+        .await
+    {
+        Ok(results) => {
+            let results: Vec<Value> = results.iter().map(result_json).collect();
+            axum::Json(json!({"status": "success", "results": results, "took": took_ms(started)}))
+                .into_response()
+        }
+        Err(e) => {
+            if e.http_status() >= 500 {
+                tracing::error!(error = %e, "statement failed");
+            }
+            error_response(&e, started)
+        }
+    }
+}
+
+/// Serves `engine` on `bind` until `shutdown` resolves, then flushes the WAL.
+///
+/// # Errors
+/// [`Error::Internal`] when the address cannot be bound.
+pub async fn serve(
+    engine: Arc<Engine>,
+    bind: &str,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|e| Error::Internal(format!("cannot bind {bind}: {e}")))?;
+    tracing::info!("KalamDB listening on http://{}", listener.local_addr()?);
+    let app = router(engine.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    engine.shutdown()?;
+    tracing::info!("KalamDB stopped");
+    Ok(())
+}

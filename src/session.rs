@@ -1,0 +1,98 @@
+//! Who is executing a statement: [`Session`] carries the effective user, role and default
+//! namespace of one request. `EXECUTE AS USER` swaps the user and role for one statement.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A role of SPEC section 6, ordered by privilege (`User < Service < Dba < System`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Own partition of USER/STREAM tables, read SHARED tables.
+    User,
+    /// `User` plus writing SHARED tables and `EXECUTE AS USER`.
+    Service,
+    /// `Service` plus DDL, FLUSH and management of non-system users.
+    Dba,
+    /// Everything; the bootstrap user `root` has it.
+    System,
+}
+
+impl Role {
+    /// Parses `user|service|dba|system` (case-insensitive).
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for any other word.
+    pub fn parse(s: &str) -> Result<Role> {
+        match s.to_ascii_lowercase().as_str() {
+            "user" => Ok(Role::User),
+            "service" => Ok(Role::Service),
+            "dba" => Ok(Role::Dba),
+            "system" => Ok(Role::System),
+            other => Err(Error::InvalidParameter(format!(
+                "unknown role '{other}': expected user, service, dba or system"
+            ))),
+        }
+    }
+
+    /// The lowercase name used in SQL and `system.users`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Service => "service",
+            Role::Dba => "dba",
+            Role::System => "system",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The identity and defaults one request runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The effective user id: what `CURRENT_USER()` returns and what USER/STREAM partitions are keyed by.
+    pub user_id: String,
+    /// The effective role.
+    pub role: Role,
+    /// Default namespace for unqualified table names (`USE ns` or the request's `namespace` field).
+    pub namespace: Option<String>,
+}
+
+impl Session {
+    /// A session for `user_id` with `role` and no default namespace.
+    pub fn new(user_id: impl Into<String>, role: Role) -> Session {
+        Session {
+            user_id: user_id.into(),
+            role,
+            namespace: None,
+        }
+    }
+
+    /// The bootstrap superuser `root` (role `system`).
+    pub fn root() -> Session {
+        Session::new(crate::auth::ROOT_USER, Role::System)
+    }
+
+    /// Fails with `PERMISSION_DENIED` unless the role is at least `min`.
+    ///
+    /// # Errors
+    /// [`Error::PermissionDenied`] naming `action`.
+    pub fn require(&self, min: Role, action: &str) -> Result<()> {
+        if self.role >= min {
+            Ok(())
+        } else {
+            Err(Error::PermissionDenied(format!(
+                "{action} requires role {min} or higher; user '{}' has role {}",
+                self.user_id, self.role
+            )))
+        }
+    }
+}

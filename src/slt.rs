@@ -1,0 +1,390 @@
+//! The sqllogictest runner behind `cargo xtask slt` and `cargo test` (DESIGN.md "Tests").
+//!
+//! One file, every mode, same expected output:
+//! - `inproc`: an [`Engine`] in this process.
+//! - `server`: the real `kalamdb` binary on a free port, over HTTP.
+//! - `restart`: the engine is closed and reopened on the same data dir before every record.
+//! - `crash`: the server is killed with SIGKILL and restarted before every record.
+//!
+//! Results are rendered from their JSON form in every mode, so values print identically.
+//! Statements run as `root`; files act as other users with `EXECUTE AS USER`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType, Runner};
+
+use crate::client::{Client, RemoteColumn, RemoteResult};
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::session::Session;
+
+/// How the runner reaches KalamDB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Engine in-process.
+    InProc,
+    /// Live server over HTTP.
+    Server,
+    /// Engine reopened before every record.
+    Restart,
+    /// Server SIGKILLed and restarted before every record.
+    Crash,
+}
+
+impl Mode {
+    /// Every mode, in the order `--mode all` runs them.
+    pub const ALL: [Mode; 4] = [Mode::InProc, Mode::Server, Mode::Restart, Mode::Crash];
+
+    /// Parses `inproc|server|restart|crash`.
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "inproc" => Some(Mode::InProc),
+            "server" => Some(Mode::Server),
+            "restart" => Some(Mode::Restart),
+            "crash" => Some(Mode::Crash),
+            _ => None,
+        }
+    }
+
+    /// The mode's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Mode::InProc => "inproc",
+            Mode::Server => "server",
+            Mode::Restart => "restart",
+            Mode::Crash => "crash",
+        }
+    }
+
+    /// True if the mode needs the `kalamdb` binary.
+    pub fn needs_binary(&self) -> bool {
+        matches!(self, Mode::Server | Mode::Crash)
+    }
+}
+
+/// A running `kalamdb serve` child process.
+struct ServerProcess {
+    child: Child,
+    client: Client,
+}
+
+impl ServerProcess {
+    async fn start(binary: &Path, data_dir: &Path) -> Result<ServerProcess> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let bind = format!("127.0.0.1:{port}");
+        let child = Command::new(binary)
+            .args(["serve", "--data-dir"])
+            .arg(data_dir)
+            .args(["--bind", &bind])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| Error::Internal(format!("cannot start {}: {e}", binary.display())))?;
+        let client = Client::new(&format!("http://{bind}"), None);
+        let mut server = ServerProcess { child, client };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !server.client.healthy().await {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(Error::Internal(format!(
+                    "server exited during start-up: {status}"
+                )));
+            }
+            if Instant::now() > deadline {
+                server.kill();
+                return Err(Error::Internal(
+                    "server did not become healthy within 60 s".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        Ok(server)
+    }
+
+    /// SIGKILL (std's `Child::kill` sends SIGKILL on Unix) and reap.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+enum Backend {
+    InProc(Engine),
+    Restart(Option<Engine>),
+    Server(ServerProcess),
+    Crash(ServerProcess),
+}
+
+/// One connection of the runner: a backend on its own data directory.
+pub struct KalamSlt {
+    backend: Backend,
+    data_dir: PathBuf,
+    binary: Option<PathBuf>,
+    _tmp: Option<tempfile_dir::TempDir>,
+}
+
+/// A self-deleting temporary directory (kept small to avoid a dependency outside dev builds).
+mod tempfile_dir {
+    use std::path::{Path, PathBuf};
+
+    /// Removed on drop.
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new(prefix: &str) -> std::io::Result<TempDir> {
+            let base = std::env::temp_dir();
+            for _ in 0..100 {
+                let p = base.join(format!(
+                    "{prefix}-{}-{}",
+                    std::process::id(),
+                    crate::ids::next_seq()
+                ));
+                if std::fs::create_dir(&p).is_ok() {
+                    return Ok(TempDir(p));
+                }
+            }
+            Err(std::io::Error::other("cannot create a temporary directory"))
+        }
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl KalamSlt {
+    /// A fresh data directory with a backend of `mode`; `binary` is required for server modes.
+    ///
+    /// # Errors
+    /// When the engine cannot open or the server does not start.
+    pub async fn connect(mode: Mode, binary: Option<&Path>) -> Result<KalamSlt> {
+        let tmp = tempfile_dir::TempDir::new("kalamdb-slt")?;
+        let data_dir = tmp.path().to_path_buf();
+        let need_bin = || {
+            binary.ok_or_else(|| {
+                Error::Internal(format!("mode {} needs the kalamdb binary", mode.name()))
+            })
+        };
+        let backend = match mode {
+            Mode::InProc => Backend::InProc(Engine::open(Config::with_data_dir(&data_dir))?),
+            Mode::Restart => Backend::Restart(None),
+            Mode::Server => Backend::Server(ServerProcess::start(need_bin()?, &data_dir).await?),
+            Mode::Crash => Backend::Crash(ServerProcess::start(need_bin()?, &data_dir).await?),
+        };
+        Ok(KalamSlt {
+            backend,
+            data_dir,
+            binary: binary.map(Path::to_path_buf),
+            _tmp: Some(tmp),
+        })
+    }
+
+    async fn run_sql(
+        &mut self,
+        sql: &str,
+    ) -> Result<Option<(Vec<RemoteColumn>, Vec<Vec<serde_json::Value>>, usize)>> {
+        let last = match &mut self.backend {
+            Backend::InProc(engine) => local_last(engine.execute(sql, &Session::root()).await?),
+            Backend::Restart(slot) => {
+                slot.take(); // close before reopening: RocksDB allows one opener
+                let engine = Engine::open(Config::with_data_dir(&self.data_dir))?;
+                let r = engine.execute(sql, &Session::root()).await;
+                *slot = Some(engine);
+                local_last(r?)
+            }
+            Backend::Server(server) => server.client.sql(sql).await?.pop(),
+            Backend::Crash(server) => {
+                server.kill();
+                let binary = self
+                    .binary
+                    .clone()
+                    .ok_or_else(|| Error::Internal("no binary".into()))?;
+                *server = ServerProcess::start(&binary, &self.data_dir).await?;
+                server.client.sql(sql).await?.pop()
+            }
+        };
+        Ok(last.map(|r| {
+            if r.message.is_some() || r.rows.is_none() {
+                (Vec::new(), Vec::new(), r.row_count)
+            } else {
+                (r.schema, r.rows.unwrap_or_default(), r.row_count)
+            }
+        }))
+    }
+}
+
+fn local_last(results: Vec<crate::QueryResult>) -> Option<RemoteResult> {
+    results.last().map(|r| RemoteResult {
+        schema: r.columns().into_iter().map(RemoteColumn::from).collect(),
+        rows: (!r.is_message()).then(|| r.json_rows()),
+        row_count: r.row_count,
+        message: r.message.clone(),
+    })
+}
+
+/// Renders one JSON value the way slt files expect it.
+pub fn render(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "NULL".into(),
+        serde_json::Value::String(s) if s.is_empty() => "(empty)".into(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn column_type(sql_type: &str) -> DefaultColumnType {
+    match sql_type {
+        "TINYINT" | "SMALLINT" | "INT" | "BIGINT" => DefaultColumnType::Integer,
+        t if t == "FLOAT" || t == "DOUBLE" || t.starts_with("DECIMAL") => {
+            DefaultColumnType::FloatingPoint
+        }
+        _ => DefaultColumnType::Text,
+    }
+}
+
+#[async_trait]
+impl AsyncDB for KalamSlt {
+    type Error = Error;
+    type ColumnType = DefaultColumnType;
+
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>> {
+        match self.run_sql(sql).await? {
+            Some((schema, rows, _)) if !schema.is_empty() => Ok(DBOutput::Rows {
+                types: schema.iter().map(|c| column_type(&c.data_type)).collect(),
+                rows: rows
+                    .iter()
+                    .map(|r| r.iter().map(render).collect())
+                    .collect(),
+            }),
+            Some((_, _, n)) => Ok(DBOutput::StatementComplete(n as u64)),
+            None => Ok(DBOutput::StatementComplete(0)),
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        match &mut self.backend {
+            Backend::Server(s) | Backend::Crash(s) => s.kill(),
+            Backend::InProc(_) | Backend::Restart(_) => {}
+        }
+    }
+
+    fn engine_name(&self) -> &str {
+        "kalamdb"
+    }
+
+    async fn sleep(dur: Duration) {
+        tokio::time::sleep(dur).await
+    }
+}
+
+impl Drop for KalamSlt {
+    fn drop(&mut self) {
+        if let Backend::Server(s) | Backend::Crash(s) = &mut self.backend {
+            s.kill();
+        }
+    }
+}
+
+/// Every `.slt` file under `dir` whose path contains `filter`, sorted.
+pub fn find_files(dir: &Path, filter: Option<&str>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "slt")
+                && filter.is_none_or(|f| p.to_string_lossy().contains(f))
+            {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Runs (or, with `complete`, rewrites) one file in one mode.
+///
+/// # Errors
+/// The first failing record, formatted by sqllogictest.
+pub async fn run_file(
+    path: &Path,
+    mode: Mode,
+    binary: Option<&Path>,
+    complete: bool,
+) -> std::result::Result<(), String> {
+    let binary = binary.map(Path::to_path_buf);
+    let mut runner = Runner::new(move || {
+        let binary = binary.clone();
+        async move { KalamSlt::connect(mode, binary.as_deref()).await }
+    });
+    runner.with_column_validator(sqllogictest::default_column_validator);
+    let r = if complete {
+        runner
+            .update_test_file(
+                path,
+                " ",
+                sqllogictest::default_validator,
+                sqllogictest::default_normalizer,
+                sqllogictest::default_column_validator,
+            )
+            .await
+            .map_err(|e| e.to_string())
+    } else {
+        runner
+            .run_file_async(path)
+            .await
+            .map_err(|e| e.display(false).to_string())
+    };
+    runner.shutdown_async().await;
+    r
+}
+
+/// Runs `files` in `modes`, printing one line per file and mode and a final
+/// `N passed, M failed` summary. Returns the number of failures.
+pub async fn run_all(
+    files: &[PathBuf],
+    modes: &[Mode],
+    binary: Option<&Path>,
+    complete: bool,
+) -> usize {
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for mode in modes {
+        for f in files {
+            let started = Instant::now();
+            match run_file(f, *mode, binary, complete).await {
+                Ok(()) => {
+                    passed += 1;
+                    println!(
+                        "ok     [{}] {} ({:.1}s)",
+                        mode.name(),
+                        f.display(),
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+                Err(e) => {
+                    failed += 1;
+                    println!("FAILED [{}] {}\n{e}", mode.name(), f.display());
+                }
+            }
+        }
+    }
+    println!("slt: {passed} passed, {failed} failed");
+    failed
+}

@@ -1,0 +1,123 @@
+//! [`WriteExec`]: the physical plan node behind INSERT, UPDATE and DELETE. It runs one write
+//! future when executed (never at planning time, so `EXPLAIN` changes nothing) and yields the
+//! single `count: UInt64` row DataFusion expects from DML.
+
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{RecordBatch, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::Result as DfResult;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
+use futures::future::BoxFuture;
+
+/// The write a [`WriteExec`] performs: given the task context, returns the affected row count.
+pub type WriteFn = Arc<dyn Fn(Arc<TaskContext>) -> BoxFuture<'static, DfResult<u64>> + Send + Sync>;
+
+/// A leaf plan that performs one write and reports its row count.
+pub struct WriteExec {
+    name: &'static str,
+    children: Vec<Arc<dyn ExecutionPlan>>,
+    write: WriteFn,
+    properties: Arc<PlanProperties>,
+}
+
+impl fmt::Debug for WriteExec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl DisplayAs for WriteExec {
+    fn fmt_as(&self, _: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// The `count` schema of DML results.
+pub fn count_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new(
+        "count",
+        DataType::UInt64,
+        false,
+    )]))
+}
+
+impl WriteExec {
+    /// A node named `name` (shown by EXPLAIN) over optional `children` (the INSERT input) that
+    /// runs `write`.
+    pub fn new(name: &'static str, children: Vec<Arc<dyn ExecutionPlan>>, write: WriteFn) -> Self {
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(count_schema()),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        ));
+        WriteExec {
+            name,
+            children,
+            write,
+            properties,
+        }
+    }
+}
+
+impl ExecutionPlan for WriteExec {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        self.children.iter().collect()
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        Ok(Arc::new(WriteExec::new(
+            self.name,
+            children,
+            self.write.clone(),
+        )))
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(
+            &Arc<dyn datafusion::physical_expr::PhysicalExpr>,
+        ) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn execute(
+        &self,
+        _partition: usize,
+        ctx: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        let fut = (self.write)(ctx);
+        let stream = futures::stream::once(async move {
+            let n = fut.await?;
+            Ok(RecordBatch::try_new(
+                count_schema(),
+                vec![Arc::new(UInt64Array::from(vec![n]))],
+            )?)
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            count_schema(),
+            stream,
+        )))
+    }
+}

@@ -1,0 +1,780 @@
+//! USER, SHARED and STREAM tables as DataFusion [`TableProvider`]s over the hot tier.
+//!
+//! One [`KalamTable`] is built per statement for the session running it, so it knows the
+//! partition (the effective user for USER/STREAM tables, the single shared partition otherwise)
+//! and can never read or write another user's rows: isolation is a property of the key prefix,
+//! not of a filter a query could bypass.
+//!
+//! - `scan`: reads the partition (one version per row identity: the hot tier keeps only the
+//!   newest), hides tombstones unless a pushed-down filter names `_deleted`, hides expired STREAM
+//!   rows, and exposes `_seq/_updated/_deleted` only when the statement names them.
+//! - `insert_into` / `update` / `delete_from`: plan a [`exec::WriteExec`]; the write runs at
+//!   execution, under the table's write lock, as one atomic `WriteBatch`.
+
+pub mod exec;
+pub mod system;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::util::display::array_value_to_string;
+use datafusion::catalog::Session as DfSession;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{DFSchema, Result as DfResult};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::{TableProvider, TableType as DfTableType};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::{ExecutionPlan, collect};
+
+use crate::catalog::{ColumnDef, DELETED, SqlType, TableDef, TableType};
+use crate::engine::Core;
+use crate::error::{Error, Result};
+use crate::session::{Role, Session};
+use crate::storage::codec::{self, ColumnBuilder, RowHeader};
+use crate::storage::{Batch, CF_ROWS, keys};
+
+/// Rows per Arrow batch produced by a hot-tier scan.
+const BATCH_ROWS: usize = 8192;
+
+/// One table as seen by one session.
+#[derive(Debug)]
+pub struct KalamTable {
+    core: Arc<Core>,
+    def: Arc<TableDef>,
+    session: Session,
+    with_system: bool,
+    schema: SchemaRef,
+    defaults: HashMap<String, Expr>,
+}
+
+/// A projected user column and the payload of its DEFAULT for rows older than the column.
+type UserColumn<'a> = (&'a ColumnDef, Option<Vec<u8>>);
+
+/// Rows read from one partition, with their storage keys.
+struct PartitionRows {
+    batches: Vec<RecordBatch>,
+    keys: Vec<Box<[u8]>>,
+}
+
+fn df_err(e: Error) -> datafusion::error::DataFusionError {
+    e.into_datafusion()
+}
+
+impl KalamTable {
+    /// The provider of `def` for `session`; `with_system` adds the system columns to the schema.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSql`] if a stored DEFAULT no longer fits its column (cannot happen for
+    /// definitions created through DDL).
+    pub fn new(
+        core: Arc<Core>,
+        def: Arc<TableDef>,
+        session: Session,
+        with_system: bool,
+    ) -> Result<Self> {
+        let schema = def.arrow_schema(with_system);
+        let mut defaults = HashMap::new();
+        for c in &def.columns {
+            if let Some(d) = &c.default {
+                defaults.insert(
+                    c.name.clone(),
+                    d.to_expr(&c.sql_type.arrow_type(), &session.user_id)?,
+                );
+            }
+        }
+        Ok(KalamTable {
+            core,
+            def,
+            session,
+            with_system,
+            schema,
+            defaults,
+        })
+    }
+
+    fn partition(&self) -> &str {
+        if self.def.table_type.is_partitioned() {
+            &self.session.user_id
+        } else {
+            ""
+        }
+    }
+
+    fn prefix(&self) -> Vec<u8> {
+        keys::partition_prefix(self.def.id, self.partition())
+    }
+
+    fn check_write_allowed(&self) -> Result<()> {
+        if self.def.table_type == TableType::Shared {
+            self.session.require(
+                Role::Service,
+                &format!("writing SHARED table '{}'", self.def.qualified()),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Reads the partition's live rows (and tombstones if `include_deleted`), with columns
+    /// `columns` (indices into the full user+system schema).
+    fn read(&self, columns: &[usize], include_deleted: bool) -> Result<PartitionRows> {
+        let full = self.def.arrow_schema(true);
+        let ncols = self.def.columns.len();
+        let mut builders = Vec::with_capacity(columns.len());
+        let mut by_id: HashMap<u32, usize> = HashMap::new();
+        // For each output position: the column it reads, for defaults of added columns.
+        let mut user_cols: Vec<Option<UserColumn<'_>>> = Vec::new();
+        for (pos, &i) in columns.iter().enumerate() {
+            builders.push(ColumnBuilder::new(full.field(i).data_type())?);
+            if i < ncols {
+                let c = &self.def.columns[i];
+                by_id.insert(c.id, pos);
+                let default = match &c.default {
+                    Some(d) => match d.literal_scalar(&c.sql_type.arrow_type())? {
+                        Some(s) if !s.is_null() => Some(scalar_payload(&s)?),
+                        _ => None,
+                    },
+                    None => None,
+                };
+                user_cols.push(Some((c, default)));
+            } else {
+                user_cols.push(None);
+            }
+        }
+        let ttl_cutoff = match (self.def.table_type, self.def.ttl_seconds) {
+            (TableType::Stream, Some(ttl)) => {
+                let cutoff_ms = crate::ids::now_millis() - (ttl as i64) * 1000;
+                (cutoff_ms.max(0) as u64) << crate::ids::COUNTER_BITS
+            }
+            _ => 0,
+        };
+        let mut out = PartitionRows {
+            batches: Vec::new(),
+            keys: Vec::new(),
+        };
+        let mut seen = vec![false; columns.len()];
+        let mut rows_in_batch = 0usize;
+        let mut failure: Option<Error> = None;
+        let schema = Arc::new(full.project(columns)?);
+        let finish =
+            |builders: &mut Vec<ColumnBuilder>, n: usize, out: &mut PartitionRows| -> Result<()> {
+                let arrays = builders
+                    .iter_mut()
+                    .map(|b| b.finish())
+                    .collect::<Result<Vec<_>>>()?;
+                let opts = RecordBatchOptions::new().with_row_count(Some(n));
+                out.batches.push(RecordBatch::try_new_with_options(
+                    schema.clone(),
+                    arrays,
+                    &opts,
+                )?);
+                Ok(())
+            };
+        self.core
+            .store
+            .for_each_prefix(CF_ROWS, &self.prefix(), |k, v| {
+                let step = (|| -> Result<bool> {
+                    let h = codec::decode_header(v)?;
+                    if (h.deleted && !include_deleted) || h.seq < ttl_cutoff {
+                        return Ok(true);
+                    }
+                    seen.iter_mut().for_each(|s| *s = false);
+                    codec::for_each_cell(v, |id, payload| {
+                        if let Some(&pos) = by_id.get(&id) {
+                            builders[pos].append_payload(payload)?;
+                            seen[pos] = true;
+                        }
+                        Ok(())
+                    })?;
+                    for (pos, &i) in columns.iter().enumerate() {
+                        if seen[pos] {
+                            continue;
+                        }
+                        match &user_cols[pos] {
+                            Some((c, Some(default))) if c.added_in > h.schema_version => {
+                                builders[pos].append_payload(default)?
+                            }
+                            Some(_) => builders[pos].append_null(),
+                            None => match full.field(i).name().as_str() {
+                                crate::catalog::SEQ => builders[pos].append_i64(h.seq as i64),
+                                crate::catalog::UPDATED => {
+                                    builders[pos].append_i64(crate::ids::seq_millis(h.seq))
+                                }
+                                _ => builders[pos].append_bool(h.deleted),
+                            },
+                        }
+                    }
+                    out.keys.push(k.into());
+                    rows_in_batch += 1;
+                    if rows_in_batch == BATCH_ROWS {
+                        finish(&mut builders, rows_in_batch, &mut out)?;
+                        rows_in_batch = 0;
+                    }
+                    Ok(true)
+                })();
+                step.unwrap_or_else(|e| {
+                    failure = Some(e);
+                    false
+                })
+            })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if rows_in_batch > 0 || out.batches.is_empty() {
+            finish(&mut builders, rows_in_batch, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// The storage key suffix of a row: encoded PRIMARY KEY, or None (identity/stream tables).
+    fn pk_key(&self, pk: &ColumnDef, array: &dyn Array, row: usize) -> Result<Vec<u8>> {
+        let mut key = self.prefix();
+        if array.is_null(row) {
+            return Err(Error::Execution(format!(
+                "NOT NULL constraint violated: primary key column '{}' of table '{}' cannot be NULL",
+                pk.name,
+                self.def.qualified()
+            )));
+        }
+        match array.data_type() {
+            DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
+                let v = cast(&array.slice(row, 1), &DataType::Int64)?;
+                keys::push_i64(
+                    &mut key,
+                    v.as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                        .value(0),
+                );
+            }
+            _ => {
+                let mut tmp = Vec::new();
+                codec::encode_header(
+                    &mut tmp,
+                    RowHeader {
+                        seq: 0,
+                        deleted: false,
+                        schema_version: 0,
+                    },
+                );
+                codec::push_cell(&mut tmp, 0, array, row)?;
+                codec::for_each_cell(&tmp, |_, p| {
+                    key.extend_from_slice(p);
+                    Ok(())
+                })?;
+            }
+        }
+        Ok(key)
+    }
+
+    /// Checks NOT NULL and JSON validity of `arrays` (aligned with the user columns) at `row`.
+    fn check_row(&self, arrays: &[ArrayRef], row: usize) -> Result<()> {
+        for (c, a) in self.def.columns.iter().zip(arrays) {
+            if a.is_null(row) {
+                if !c.nullable {
+                    return Err(Error::Execution(format!(
+                        "NOT NULL constraint violated: column '{}' of table '{}' cannot be NULL",
+                        c.name,
+                        self.def.qualified()
+                    )));
+                }
+            } else if c.sql_type == SqlType::Json {
+                let text = a.as_string::<i32>().value(row);
+                if serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
+                    return Err(Error::Execution(format!(
+                        "invalid JSON for column '{}': {text}",
+                        c.name
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The user-column arrays of `batch` (by name), cast to the declared types.
+    fn user_arrays(&self, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
+        self.def
+            .columns
+            .iter()
+            .map(|c| {
+                let a = batch.column_by_name(&c.name).ok_or_else(|| {
+                    Error::Internal(format!("insert input lacks column {}", c.name))
+                })?;
+                Ok(cast(a, &c.sql_type.arrow_type())?)
+            })
+            .collect()
+    }
+
+    fn encode(
+        &self,
+        buf: &mut Vec<u8>,
+        seq: u64,
+        deleted: bool,
+        arrays: &[ArrayRef],
+        row: usize,
+    ) -> Result<()> {
+        codec::encode_header(
+            buf,
+            RowHeader {
+                seq,
+                deleted,
+                schema_version: self.def.schema_version,
+            },
+        );
+        for (c, a) in self.def.columns.iter().zip(arrays) {
+            codec::push_cell(buf, c.id, a.as_ref(), row)?;
+        }
+        Ok(())
+    }
+
+    /// Inserts every row of `batches` as one atomic write; returns the row count.
+    fn insert_batches(&self, batches: &[RecordBatch]) -> Result<u64> {
+        let lock = self.core.table_lock(self.def.id);
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let pk = self.def.primary_key();
+        let mut wb = Batch::default();
+        let mut in_statement: HashSet<Vec<u8>> = HashSet::new();
+        let mut buf = Vec::new();
+        let mut count = 0u64;
+        let mut last_seq = 0;
+        for batch in batches {
+            let arrays = self.user_arrays(batch)?;
+            for row in 0..batch.num_rows() {
+                self.check_row(&arrays, row)?;
+                let seq = crate::ids::next_seq();
+                last_seq = seq;
+                let key = match pk {
+                    Some(pk) => {
+                        let pos = self
+                            .def
+                            .columns
+                            .iter()
+                            .position(|c| c.id == pk.id)
+                            .unwrap_or(0);
+                        let key = self.pk_key(pk, arrays[pos].as_ref(), row)?;
+                        let exists = in_statement.contains(&key)
+                            || match self.core.store.get(CF_ROWS, &key)? {
+                                Some(v) => !codec::decode_header(&v)?.deleted,
+                                None => false,
+                            };
+                        if exists {
+                            return Err(Error::Execution(format!(
+                                "duplicate primary key: {} = {} already exists in table '{}'",
+                                pk.name,
+                                array_value_to_string(arrays[pos].as_ref(), row)?,
+                                self.def.qualified()
+                            )));
+                        }
+                        in_statement.insert(key.clone());
+                        key
+                    }
+                    None => {
+                        let mut key = self.prefix();
+                        keys::push_u64(&mut key, seq);
+                        key
+                    }
+                };
+                self.encode(&mut buf, seq, false, &arrays, row)?;
+                wb.put(&self.core.store, CF_ROWS, &key, &buf);
+                count += 1;
+            }
+        }
+        if count > 0 {
+            self.core.record_seq(&mut wb, last_seq);
+            self.core.store.write(wb)?;
+            if self.def.table_type == TableType::Stream {
+                self.enforce_buffer_size()?;
+            }
+        }
+        Ok(count)
+    }
+
+    /// STREAM: evicts the oldest rows of this partition beyond BUFFER_SIZE.
+    fn enforce_buffer_size(&self) -> Result<()> {
+        let Some(limit) = self.def.buffer_size else {
+            return Ok(());
+        };
+        let rows = self.core.store.scan_prefix(CF_ROWS, &self.prefix())?;
+        let excess = rows.len().saturating_sub(limit as usize);
+        if excess > 0 {
+            let mut wb = Batch::default();
+            for (k, _) in rows.iter().take(excess) {
+                wb.delete(&self.core.store, CF_ROWS, k);
+            }
+            self.core.store.write(wb)?;
+        }
+        Ok(())
+    }
+
+    /// Indices of the rows of `batch` matching every filter.
+    fn matching_rows(
+        batch: &RecordBatch,
+        filter: &Option<Arc<dyn PhysicalExpr>>,
+    ) -> Result<Vec<usize>> {
+        let Some(f) = filter else {
+            return Ok((0..batch.num_rows()).collect());
+        };
+        let mask = f.evaluate(batch)?.into_array(batch.num_rows())?;
+        let mask: &BooleanArray = mask
+            .as_boolean_opt()
+            .ok_or_else(|| Error::Execution("WHERE clause must be a boolean expression".into()))?;
+        Ok((0..batch.num_rows())
+            .filter(|&i| mask.is_valid(i) && mask.value(i))
+            .collect())
+    }
+
+    /// UPDATE: applies `assignments` (user column position → value expr) to matching rows.
+    fn update_rows(
+        &self,
+        assignments: &[(usize, Arc<dyn PhysicalExpr>)],
+        filter: &Option<Arc<dyn PhysicalExpr>>,
+    ) -> Result<u64> {
+        let lock = self.core.table_lock(self.def.id);
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let all: Vec<usize> = (0..self.def.arrow_schema(true).fields().len()).collect();
+        let rows = self.read(&all, false)?;
+        let pk_pos = self.def.columns.iter().position(|c| c.primary_key);
+        let mut wb = Batch::default();
+        let mut buf = Vec::new();
+        let mut old_buf = Vec::new();
+        let mut new_keys: HashSet<Vec<u8>> = HashSet::new();
+        let mut count = 0u64;
+        let mut last_seq = 0;
+        let mut key_index = 0usize;
+        for batch in &rows.batches {
+            let batch_keys = &rows.keys[key_index..key_index + batch.num_rows()];
+            key_index += batch.num_rows();
+            let matching = Self::matching_rows(batch, filter)?;
+            if matching.is_empty() {
+                continue;
+            }
+            let mut arrays: Vec<ArrayRef> = batch.columns()[..self.def.columns.len()].to_vec();
+            for (pos, expr) in assignments {
+                let v = expr.evaluate(batch)?.into_array(batch.num_rows())?;
+                arrays[*pos] = cast(&v, &self.def.columns[*pos].sql_type.arrow_type())?;
+            }
+            let old: &[ArrayRef] = &batch.columns()[..self.def.columns.len()];
+            for row in matching {
+                self.check_row(&arrays, row)?;
+                self.encode(&mut old_buf, 0, false, old, row)?;
+                self.encode(&mut buf, 0, false, &arrays, row)?;
+                if old_buf[codec::HEADER_LEN..] == buf[codec::HEADER_LEN..] {
+                    continue; // changes nothing: not counted, not rewritten
+                }
+                let seq = crate::ids::next_seq();
+                last_seq = seq;
+                let old_key: &[u8] = &batch_keys[row];
+                let mut key = old_key.to_vec();
+                if let Some(p) = pk_pos {
+                    let new_key = self.pk_key(&self.def.columns[p], arrays[p].as_ref(), row)?;
+                    if new_key != old_key {
+                        let taken = new_keys.contains(&new_key)
+                            || match self.core.store.get(CF_ROWS, &new_key)? {
+                                Some(v) => !codec::decode_header(&v)?.deleted,
+                                None => false,
+                            };
+                        if taken {
+                            return Err(Error::Execution(format!(
+                                "duplicate primary key: {} = {} already exists in table '{}'",
+                                self.def.columns[p].name,
+                                array_value_to_string(arrays[p].as_ref(), row)?,
+                                self.def.qualified()
+                            )));
+                        }
+                        self.encode(&mut old_buf, seq, true, old, row)?;
+                        wb.put(&self.core.store, CF_ROWS, old_key, &old_buf);
+                        key = new_key;
+                    }
+                }
+                new_keys.insert(key.clone());
+                self.encode(&mut buf, seq, false, &arrays, row)?;
+                wb.put(&self.core.store, CF_ROWS, &key, &buf);
+                count += 1;
+            }
+        }
+        if count > 0 {
+            self.core.record_seq(&mut wb, last_seq);
+            self.core.store.write(wb)?;
+        }
+        Ok(count)
+    }
+
+    /// DELETE: tombstones (USER/SHARED) or removes (STREAM) matching rows.
+    fn delete_rows(&self, filter: &Option<Arc<dyn PhysicalExpr>>) -> Result<u64> {
+        let lock = self.core.table_lock(self.def.id);
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let all: Vec<usize> = (0..self.def.arrow_schema(true).fields().len()).collect();
+        let rows = self.read(&all, false)?;
+        let mut wb = Batch::default();
+        let mut buf = Vec::new();
+        let mut count = 0u64;
+        let mut last_seq = 0;
+        let mut key_index = 0usize;
+        for batch in &rows.batches {
+            let batch_keys = &rows.keys[key_index..key_index + batch.num_rows()];
+            key_index += batch.num_rows();
+            let old: &[ArrayRef] = &batch.columns()[..self.def.columns.len()];
+            for row in Self::matching_rows(batch, filter)? {
+                if self.def.table_type == TableType::Stream {
+                    wb.delete(&self.core.store, CF_ROWS, &batch_keys[row]);
+                } else {
+                    let seq = crate::ids::next_seq();
+                    last_seq = seq;
+                    self.encode(&mut buf, seq, true, old, row)?;
+                    wb.put(&self.core.store, CF_ROWS, &batch_keys[row], &buf);
+                }
+                count += 1;
+            }
+        }
+        if count > 0 {
+            if last_seq > 0 {
+                self.core.record_seq(&mut wb, last_seq);
+            }
+            self.core.store.write(wb)?;
+        }
+        Ok(count)
+    }
+
+    /// Compiles DML filters against the full schema; rejects subqueries.
+    fn compile_filter(
+        &self,
+        state: &dyn DfSession,
+        filters: Vec<Expr>,
+    ) -> Result<Option<Arc<dyn PhysicalExpr>>> {
+        let full = self.def.arrow_schema(true);
+        let df_schema = DFSchema::try_from(full.as_ref().clone())?;
+        let mut stripped = Vec::new();
+        for f in filters {
+            reject_subqueries(&f)?;
+            stripped.push(strip_qualifiers(f)?);
+        }
+        match conjunction(stripped) {
+            Some(e) => Ok(Some(state.create_physical_expr(e, &df_schema)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Encodes a scalar as a cell payload (for DEFAULTs of columns added after a row was written).
+fn scalar_payload(s: &datafusion::scalar::ScalarValue) -> Result<Vec<u8>> {
+    let array = s.to_array()?;
+    let mut tmp = Vec::new();
+    codec::encode_header(
+        &mut tmp,
+        RowHeader {
+            seq: 0,
+            deleted: false,
+            schema_version: 0,
+        },
+    );
+    codec::push_cell(&mut tmp, 0, array.as_ref(), 0)?;
+    let mut out = Vec::new();
+    codec::for_each_cell(&tmp, |_, p| {
+        out = p.to_vec();
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+fn reject_subqueries(e: &Expr) -> Result<()> {
+    let mut found = false;
+    e.apply(|n| {
+        if matches!(
+            n,
+            Expr::ScalarSubquery(_) | Expr::InSubquery(_) | Expr::Exists(_)
+        ) {
+            found = true;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    if found {
+        return Err(Error::Execution(
+            "UPDATE/DELETE with a subquery in WHERE is not supported; select the keys first".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn strip_qualifiers(e: Expr) -> Result<Expr> {
+    Ok(e.transform(|n| {
+        Ok(match n {
+            Expr::Column(c) if c.relation.is_some() => Transformed::yes(Expr::Column(
+                datafusion::common::Column::new_unqualified(c.name),
+            )),
+            other => Transformed::no(other),
+        })
+    })?
+    .data)
+}
+
+fn mentions_deleted(filters: &[Expr]) -> bool {
+    filters
+        .iter()
+        .any(|f| f.column_refs().iter().any(|c| c.name == DELETED))
+}
+
+#[async_trait]
+impl TableProvider for KalamTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> DfTableType {
+        DfTableType::Base
+    }
+
+    fn get_column_default(&self, column: &str) -> Option<&Expr> {
+        self.defaults.get(column)
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn DfSession,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let columns: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        let include_deleted = self.with_system && mentions_deleted(filters);
+        let rows = self.read(&columns, include_deleted).map_err(df_err)?;
+        let schema = Arc::new(self.schema.project(&columns)?);
+        let exec = MemorySourceConfig::try_new_exec(&[rows.batches], schema, None)?;
+        Ok(exec)
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn DfSession,
+        input: Arc<dyn ExecutionPlan>,
+        op: InsertOp,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.check_write_allowed().map_err(df_err)?;
+        if op != InsertOp::Append {
+            return Err(df_err(Error::Execution(format!(
+                "{op} is not supported; use INSERT INTO"
+            ))));
+        }
+        let table = Arc::new(self.clone_for_write());
+        let child = input.clone();
+        Ok(Arc::new(exec::WriteExec::new(
+            "InsertExec",
+            vec![input],
+            Arc::new(move |ctx| {
+                let table = table.clone();
+                let child = child.clone();
+                Box::pin(async move {
+                    let batches = collect(child, ctx).await?;
+                    let t = table.clone();
+                    tokio::task::spawn_blocking(move || t.insert_batches(&batches))
+                        .await
+                        .map_err(|e| df_err(Error::Internal(e.to_string())))?
+                        .map_err(df_err)
+                })
+            }),
+        )))
+    }
+
+    async fn update(
+        &self,
+        state: &dyn DfSession,
+        assignments: Vec<(String, Expr)>,
+        filters: Vec<Expr>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if self.def.table_type == TableType::Stream {
+            return Err(df_err(Error::Execution(format!(
+                "UPDATE is not supported on STREAM table '{}'",
+                self.def.qualified()
+            ))));
+        }
+        self.check_write_allowed().map_err(df_err)?;
+        let filter = self.compile_filter(state, filters).map_err(df_err)?;
+        let full = self.def.arrow_schema(true);
+        let df_schema = DFSchema::try_from(full.as_ref().clone())?;
+        let mut compiled = Vec::new();
+        for (name, expr) in assignments {
+            let pos = self
+                .def
+                .columns
+                .iter()
+                .position(|c| c.name == name)
+                .ok_or_else(|| {
+                    df_err(Error::Execution(format!(
+                        "cannot update column '{name}': not a user column"
+                    )))
+                })?;
+            reject_subqueries(&expr).map_err(df_err)?;
+            let expr = strip_qualifiers(expr).map_err(df_err)?;
+            compiled.push((pos, state.create_physical_expr(expr, &df_schema)?));
+        }
+        let table = Arc::new(self.clone_for_write());
+        Ok(Arc::new(exec::WriteExec::new(
+            "UpdateExec",
+            vec![],
+            Arc::new(move |_| {
+                let table = table.clone();
+                let compiled = compiled.clone();
+                let filter = filter.clone();
+                Box::pin(async move {
+                    tokio::task::spawn_blocking(move || table.update_rows(&compiled, &filter))
+                        .await
+                        .map_err(|e| df_err(Error::Internal(e.to_string())))?
+                        .map_err(df_err)
+                })
+            }),
+        )))
+    }
+
+    async fn delete_from(
+        &self,
+        state: &dyn DfSession,
+        filters: Vec<Expr>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.check_write_allowed().map_err(df_err)?;
+        let filter = self.compile_filter(state, filters).map_err(df_err)?;
+        let table = Arc::new(self.clone_for_write());
+        Ok(Arc::new(exec::WriteExec::new(
+            "DeleteExec",
+            vec![],
+            Arc::new(move |_| {
+                let table = table.clone();
+                let filter = filter.clone();
+                Box::pin(async move {
+                    tokio::task::spawn_blocking(move || table.delete_rows(&filter))
+                        .await
+                        .map_err(|e| df_err(Error::Internal(e.to_string())))?
+                        .map_err(df_err)
+                })
+            }),
+        )))
+    }
+}
+
+impl KalamTable {
+    fn clone_for_write(&self) -> KalamTable {
+        KalamTable {
+            core: self.core.clone(),
+            def: self.def.clone(),
+            session: self.session.clone(),
+            with_system: self.with_system,
+            schema: self.schema.clone(),
+            defaults: self.defaults.clone(),
+        }
+    }
+}

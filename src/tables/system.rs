@@ -1,0 +1,296 @@
+//! The read-only system tables of SPEC section 4, materialised from the catalog on each lookup.
+//!
+//! Role rules: `user` may read `system.tables`, `system.namespaces` and its own rows of
+//! `system.jobs` / `system.live_queries`; the others need `dba` or `system`. A denied read is
+//! `PERMISSION_DENIED`, never an empty result. `system.users` has no password column at all.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::datasource::{MemTable, TableProvider};
+use datafusion::scalar::ScalarValue;
+
+use crate::catalog::TableDef;
+use crate::engine::Core;
+use crate::error::Result;
+use crate::session::{Role, Session};
+
+/// One system table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SystemTable {
+    /// `system.namespaces`
+    Namespaces,
+    /// `system.tables`
+    Tables,
+    /// `system.table_schemas`
+    TableSchemas,
+    /// `system.users`
+    Users,
+    /// `system.storages`
+    Storages,
+    /// `system.jobs`
+    Jobs,
+    /// `system.live_queries`
+    LiveQueries,
+}
+
+impl SystemTable {
+    /// Every system table.
+    pub const ALL: [SystemTable; 7] = [
+        SystemTable::Namespaces,
+        SystemTable::Tables,
+        SystemTable::TableSchemas,
+        SystemTable::Users,
+        SystemTable::Storages,
+        SystemTable::Jobs,
+        SystemTable::LiveQueries,
+    ];
+
+    /// The table name inside `system`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SystemTable::Namespaces => "namespaces",
+            SystemTable::Tables => "tables",
+            SystemTable::TableSchemas => "table_schemas",
+            SystemTable::Users => "users",
+            SystemTable::Storages => "storages",
+            SystemTable::Jobs => "jobs",
+            SystemTable::LiveQueries => "live_queries",
+        }
+    }
+
+    /// Looks a system table up by name.
+    pub fn from_name(name: &str) -> Option<SystemTable> {
+        SystemTable::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// True if `role` may read this table at all.
+    pub fn readable_by(&self, role: Role) -> bool {
+        match self {
+            SystemTable::Namespaces
+            | SystemTable::Tables
+            | SystemTable::Jobs
+            | SystemTable::LiveQueries => true,
+            _ => role >= Role::Dba,
+        }
+    }
+}
+
+fn ts(ms: i64) -> ScalarValue {
+    ScalarValue::TimestampMillisecond(Some(ms), None)
+}
+fn ts_opt(ms: Option<i64>) -> ScalarValue {
+    ScalarValue::TimestampMillisecond(ms, None)
+}
+fn text(s: impl Into<String>) -> ScalarValue {
+    ScalarValue::Utf8(Some(s.into()))
+}
+fn text_opt(s: Option<String>) -> ScalarValue {
+    ScalarValue::Utf8(s)
+}
+
+/// Builds a `MemTable` from column specs and rows of scalars.
+fn table(
+    columns: &[(&str, DataType)],
+    rows: Vec<Vec<ScalarValue>>,
+) -> Result<Arc<dyn TableProvider>> {
+    let batch = crate::result::build_batch(columns, rows)?;
+    Ok(Arc::new(MemTable::try_new(
+        batch.schema(),
+        vec![vec![batch]],
+    )?))
+}
+
+/// Where a table's Parquet files go, relative to the storage base (SPEC section 5).
+pub fn storage_location(t: &TableDef) -> String {
+    match &t.location {
+        Some(l) => l.clone(),
+        None if t.table_type.is_partitioned() => {
+            format!("{}/{}/${{user_id}}/", t.namespace, t.name)
+        }
+        None => format!("{}/{}/", t.namespace, t.name),
+    }
+}
+
+const TS: DataType = DataType::Timestamp(TimeUnit::Millisecond, None);
+
+/// The provider for system table `t` as `session` may see it.
+///
+/// # Errors
+/// `PERMISSION_DENIED` when the role may not read it.
+pub fn provider(core: &Core, session: &Session, t: SystemTable) -> Result<Arc<dyn TableProvider>> {
+    if !t.readable_by(session.role) {
+        session.require(Role::Dba, &format!("reading system.{}", t.name()))?;
+    }
+    let cat = &core.catalog;
+    match t {
+        SystemTable::Namespaces => {
+            let tables = cat.tables(None);
+            let rows = cat
+                .namespaces()
+                .into_iter()
+                .map(|n| {
+                    let count = tables.iter().filter(|t| t.namespace == n.name).count() as i64;
+                    vec![
+                        text(&n.name),
+                        text(&n.name),
+                        text(serde_json::Value::Object(n.options).to_string()),
+                        ScalarValue::Int64(Some(count)),
+                        ts(n.created_at),
+                    ]
+                })
+                .collect();
+            table(
+                &[
+                    ("namespace_id", DataType::Utf8),
+                    ("name", DataType::Utf8),
+                    ("options", DataType::Utf8),
+                    ("table_count", DataType::Int64),
+                    ("created_at", TS),
+                ],
+                rows,
+            )
+        }
+        SystemTable::Tables => {
+            let rows = cat
+                .tables(None)
+                .iter()
+                .map(|t| {
+                    let stream = t.table_type == crate::catalog::TableType::Stream;
+                    vec![
+                        text(t.table_id()),
+                        text(&t.namespace),
+                        text(&t.name),
+                        text(t.table_type.as_str()),
+                        text(storage_location(t)),
+                        text_opt((!stream).then(|| t.flush_policy.to_sql())),
+                        ScalarValue::Int64(t.ttl_seconds.map(|v| v as i64)),
+                        ScalarValue::Int32(Some(t.schema_version as i32)),
+                        ts(t.created_at),
+                        ts(t.updated_at),
+                    ]
+                })
+                .collect();
+            table(
+                &[
+                    ("table_id", DataType::Utf8),
+                    ("namespace_id", DataType::Utf8),
+                    ("table_name", DataType::Utf8),
+                    ("table_type", DataType::Utf8),
+                    ("storage_location", DataType::Utf8),
+                    ("flush_policy", DataType::Utf8),
+                    ("ttl_seconds", DataType::Int64),
+                    ("schema_version", DataType::Int32),
+                    ("created_at", TS),
+                    ("updated_at", TS),
+                ],
+                rows,
+            )
+        }
+        SystemTable::TableSchemas => {
+            let rows = cat
+                .schema_versions()?
+                .into_iter()
+                .map(|v| {
+                    vec![
+                        text(v.table_id),
+                        text(v.namespace),
+                        text(v.table_name),
+                        ScalarValue::Int32(Some(v.version as i32)),
+                        text(v.arrow_schema.to_string()),
+                        ts(v.created_at),
+                    ]
+                })
+                .collect();
+            table(
+                &[
+                    ("table_id", DataType::Utf8),
+                    ("namespace_id", DataType::Utf8),
+                    ("table_name", DataType::Utf8),
+                    ("version", DataType::Int32),
+                    ("arrow_schema", DataType::Utf8),
+                    ("created_at", TS),
+                ],
+                rows,
+            )
+        }
+        SystemTable::Users => {
+            let rows = core
+                .users
+                .list()?
+                .into_iter()
+                .map(|u| {
+                    vec![
+                        text(&u.user_id),
+                        text(u.username),
+                        text(u.role.as_str()),
+                        text_opt(u.email),
+                        ts(u.created_at),
+                        ts(u.updated_at),
+                        ts_opt(u.deleted_at),
+                    ]
+                })
+                .collect();
+            table(
+                &[
+                    ("user_id", DataType::Utf8),
+                    ("username", DataType::Utf8),
+                    ("role", DataType::Utf8),
+                    ("email", DataType::Utf8),
+                    ("created_at", TS),
+                    ("updated_at", TS),
+                    ("deleted_at", TS),
+                ],
+                rows,
+            )
+        }
+        SystemTable::Storages => table(
+            &[
+                ("storage_id", DataType::Utf8),
+                ("storage_type", DataType::Utf8),
+                ("base_path", DataType::Utf8),
+                ("user_path_template", DataType::Utf8),
+                ("shared_path_template", DataType::Utf8),
+                ("created_at", TS),
+            ],
+            vec![vec![
+                text("local"),
+                text("filesystem"),
+                text(core.storage_base().display().to_string()),
+                text("{namespace}/{table}/{user_id}/"),
+                text("{namespace}/{table}/"),
+                ts(core.created_at),
+            ]],
+        ),
+        SystemTable::Jobs => table(
+            &[
+                ("job_id", DataType::Utf8),
+                ("job_type", DataType::Utf8),
+                ("namespace_id", DataType::Utf8),
+                ("table_name", DataType::Utf8),
+                ("status", DataType::Utf8),
+                ("created_at", TS),
+                ("started_at", TS),
+                ("finished_at", TS),
+                ("result", DataType::Utf8),
+                ("error_message", DataType::Utf8),
+            ],
+            vec![],
+        ),
+        SystemTable::LiveQueries => table(
+            &[
+                ("live_id", DataType::Utf8),
+                ("connection_id", DataType::Utf8),
+                ("user_id", DataType::Utf8),
+                ("namespace_id", DataType::Utf8),
+                ("table_name", DataType::Utf8),
+                ("query", DataType::Utf8),
+                ("options", DataType::Utf8),
+                ("changes", DataType::Int64),
+                ("created_at", TS),
+                ("updated_at", TS),
+            ],
+            vec![],
+        ),
+    }
+}

@@ -1,0 +1,177 @@
+//! `cargo xtask slt|bench|ci`: the project's task runner.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use kalamdb::slt::{self, Mode};
+
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the sqllogictest files.
+    Slt {
+        /// inproc | server | restart | crash | all
+        #[arg(long, default_value = "inproc")]
+        mode: String,
+        /// Rewrite expected output instead of checking it (review the diff!).
+        #[arg(long)]
+        complete: bool,
+        /// Only files whose path contains this text.
+        filter: Option<String>,
+    },
+    /// Insert/select throughput of the in-process engine.
+    Bench {
+        /// Rows to insert.
+        #[arg(long, default_value_t = 20_000)]
+        rows: usize,
+    },
+    /// fmt check, clippy, cargo test, and every slt file in every mode.
+    Ci,
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn cargo(args: &[&str]) -> bool {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    Command::new(cargo)
+        .args(args)
+        .current_dir(root())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Builds the server binary and returns its path.
+fn build_binary() -> Option<PathBuf> {
+    if !cargo(&["build", "--quiet", "--bin", "kalamdb"]) {
+        return None;
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root().join("target"));
+    Some(target.join("debug").join("kalamdb"))
+}
+
+async fn run_slt(mode: &str, complete: bool, filter: Option<&str>) -> bool {
+    let modes: Vec<Mode> = if mode == "all" {
+        Mode::ALL.to_vec()
+    } else {
+        match Mode::parse(mode) {
+            Some(m) => vec![m],
+            None => {
+                eprintln!("unknown mode '{mode}': use inproc, server, restart, crash or all");
+                return false;
+            }
+        }
+    };
+    let binary = if modes.iter().any(Mode::needs_binary) {
+        match build_binary() {
+            Some(b) => Some(b),
+            None => return false,
+        }
+    } else {
+        None
+    };
+    let files = slt::find_files(&root().join("slt"), filter);
+    if files.is_empty() {
+        eprintln!("no slt files match");
+        return false;
+    }
+    slt::run_all(&files, &modes, binary.as_deref(), complete).await == 0
+}
+
+async fn bench(rows: usize) -> bool {
+    let dir = std::env::temp_dir().join(format!("kalamdb-bench-{}", std::process::id()));
+    let engine = match kalamdb::Engine::open(kalamdb::Config::with_data_dir(&dir)) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("{e}");
+            return false;
+        }
+    };
+    let root = kalamdb::Session::root();
+    let setup = "CREATE NAMESPACE bench; CREATE USER TABLE bench.t (id BIGINT PRIMARY KEY, v TEXT)";
+    if let Err(e) = engine.execute(setup, &root).await {
+        eprintln!("{e}");
+        return false;
+    }
+    let started = Instant::now();
+    for chunk in (0..rows).collect::<Vec<_>>().chunks(500) {
+        let values: Vec<String> = chunk
+            .iter()
+            .map(|i| format!("({i}, 'value {i}')"))
+            .collect();
+        if let Err(e) = engine
+            .execute(
+                &format!("INSERT INTO bench.t VALUES {}", values.join(",")),
+                &root,
+            )
+            .await
+        {
+            eprintln!("{e}");
+            return false;
+        }
+    }
+    let insert = started.elapsed();
+    let started = Instant::now();
+    let r = engine
+        .execute("SELECT COUNT(*), MAX(id) FROM bench.t", &root)
+        .await;
+    let select = started.elapsed();
+    drop(engine);
+    let _ = std::fs::remove_dir_all(&dir);
+    match r {
+        Ok(_) => {
+            println!(
+                "insert: {rows} rows in {:.1} ms ({:.0} rows/s)",
+                insert.as_secs_f64() * 1e3,
+                rows as f64 / insert.as_secs_f64()
+            );
+            println!(
+                "select count over {rows} rows: {:.1} ms",
+                select.as_secs_f64() * 1e3
+            );
+            true
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            false
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let ok = match Cli::parse().command {
+        Cmd::Slt {
+            mode,
+            complete,
+            filter,
+        } => run_slt(&mode, complete, filter.as_deref()).await,
+        Cmd::Bench { rows } => bench(rows).await,
+        Cmd::Ci => {
+            cargo(&["fmt", "--all", "--", "--check"])
+                && cargo(&["clippy", "--all-targets", "--", "-D", "warnings"])
+                && cargo(&["test"])
+                && run_slt("all", false, None).await
+        }
+    };
+    if ok {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    }
+}
