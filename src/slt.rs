@@ -126,41 +126,7 @@ pub struct KalamSlt {
     backend: Backend,
     data_dir: PathBuf,
     binary: Option<PathBuf>,
-    _tmp: Option<tempfile_dir::TempDir>,
-}
-
-/// A self-deleting temporary directory (kept small to avoid a dependency outside dev builds).
-mod tempfile_dir {
-    use std::path::{Path, PathBuf};
-
-    /// Removed on drop.
-    pub struct TempDir(PathBuf);
-
-    impl TempDir {
-        pub fn new(prefix: &str) -> std::io::Result<TempDir> {
-            let base = std::env::temp_dir();
-            for _ in 0..100 {
-                let p = base.join(format!(
-                    "{prefix}-{}-{}",
-                    std::process::id(),
-                    crate::ids::next_seq()
-                ));
-                if std::fs::create_dir(&p).is_ok() {
-                    return Ok(TempDir(p));
-                }
-            }
-            Err(std::io::Error::other("cannot create a temporary directory"))
-        }
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    _tmp: tempfile::TempDir,
 }
 
 impl KalamSlt {
@@ -169,7 +135,7 @@ impl KalamSlt {
     /// # Errors
     /// When the engine cannot open or the server does not start.
     pub async fn connect(mode: Mode, binary: Option<&Path>) -> Result<KalamSlt> {
-        let tmp = tempfile_dir::TempDir::new("kalamdb-slt")?;
+        let tmp = tempfile::Builder::new().prefix("kalamdb-slt").tempdir()?;
         let data_dir = tmp.path().to_path_buf();
         let need_bin = || {
             binary.ok_or_else(|| {
@@ -186,7 +152,7 @@ impl KalamSlt {
             backend,
             data_dir,
             binary: binary.map(Path::to_path_buf),
-            _tmp: Some(tmp),
+            _tmp: tmp,
         })
     }
 
