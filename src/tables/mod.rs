@@ -46,7 +46,7 @@ use crate::storage::{Batch, CF_ROWS, keys};
 const BATCH_ROWS: usize = 8192;
 
 /// One table as seen by one session.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct KalamTable {
     core: Arc<Core>,
     def: Arc<TableDef>,
@@ -671,24 +671,9 @@ impl TableProvider for KalamTable {
                 "{op} is not supported; use INSERT INTO"
             ))));
         }
-        let table = Arc::new(self.clone_for_write());
-        let child = input.clone();
-        Ok(Arc::new(exec::WriteExec::new(
-            "InsertExec",
-            vec![input],
-            Arc::new(move |ctx| {
-                let table = table.clone();
-                let child = child.clone();
-                Box::pin(async move {
-                    let batches = collect(child, ctx).await?;
-                    let t = table.clone();
-                    tokio::task::spawn_blocking(move || t.insert_batches(&batches))
-                        .await
-                        .map_err(|e| df_err(Error::Internal(e.to_string())))?
-                        .map_err(df_err)
-                })
-            }),
-        )))
+        Ok(self.write_exec("InsertExec", Some(input), |t, batches| {
+            t.insert_batches(batches)
+        }))
     }
 
     async fn update(
@@ -723,22 +708,9 @@ impl TableProvider for KalamTable {
             let expr = strip_qualifiers(expr).map_err(df_err)?;
             compiled.push((pos, state.create_physical_expr(expr, &df_schema)?));
         }
-        let table = Arc::new(self.clone_for_write());
-        Ok(Arc::new(exec::WriteExec::new(
-            "UpdateExec",
-            vec![],
-            Arc::new(move |_| {
-                let table = table.clone();
-                let compiled = compiled.clone();
-                let filter = filter.clone();
-                Box::pin(async move {
-                    tokio::task::spawn_blocking(move || table.update_rows(&compiled, &filter))
-                        .await
-                        .map_err(|e| df_err(Error::Internal(e.to_string())))?
-                        .map_err(df_err)
-                })
-            }),
-        )))
+        Ok(self.write_exec("UpdateExec", None, move |t, _| {
+            t.update_rows(&compiled, &filter)
+        }))
     }
 
     async fn delete_from(
@@ -748,33 +720,41 @@ impl TableProvider for KalamTable {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         self.check_write_allowed().map_err(df_err)?;
         let filter = self.compile_filter(state, filters).map_err(df_err)?;
-        let table = Arc::new(self.clone_for_write());
-        Ok(Arc::new(exec::WriteExec::new(
-            "DeleteExec",
-            vec![],
-            Arc::new(move |_| {
-                let table = table.clone();
-                let filter = filter.clone();
+        Ok(self.write_exec("DeleteExec", None, move |t, _| t.delete_rows(&filter)))
+    }
+}
+
+impl KalamTable {
+    /// A [`exec::WriteExec`] that, when executed, collects `input` (if any) and runs `write`
+    /// with this table on the blocking pool.
+    fn write_exec<F>(
+        &self,
+        name: &'static str,
+        input: Option<Arc<dyn ExecutionPlan>>,
+        write: F,
+    ) -> Arc<dyn ExecutionPlan>
+    where
+        F: Fn(&KalamTable, &[RecordBatch]) -> Result<u64> + Send + Sync + 'static,
+    {
+        let table = Arc::new(self.clone());
+        let write = Arc::new(write);
+        let child = input.clone();
+        Arc::new(exec::WriteExec::new(
+            name,
+            input.into_iter().collect(),
+            Arc::new(move |ctx| {
+                let (table, write, child) = (table.clone(), write.clone(), child.clone());
                 Box::pin(async move {
-                    tokio::task::spawn_blocking(move || table.delete_rows(&filter))
+                    let batches = match child {
+                        Some(c) => collect(c, ctx).await?,
+                        None => Vec::new(),
+                    };
+                    tokio::task::spawn_blocking(move || write(&table, &batches))
                         .await
                         .map_err(|e| df_err(Error::Internal(e.to_string())))?
                         .map_err(df_err)
                 })
             }),
-        )))
-    }
-}
-
-impl KalamTable {
-    fn clone_for_write(&self) -> KalamTable {
-        KalamTable {
-            core: self.core.clone(),
-            def: self.def.clone(),
-            session: self.session.clone(),
-            with_system: self.with_system,
-            schema: self.schema.clone(),
-            defaults: self.defaults.clone(),
-        }
+        ))
     }
 }
