@@ -22,8 +22,9 @@ pub struct Config {
     /// A password for `root`, set at start-up. While none is set (here or by `ALTER USER`),
     /// root may connect from loopback without a password.
     pub root_password: Option<String>,
-    /// Seconds between background STREAM-table TTL evictions.
-    pub ttl_eviction_interval_secs: u64,
+    /// Seconds between background maintenance passes (flush policies, STREAM TTL eviction,
+    /// tombstone retention).
+    pub maintenance_interval_secs: u64,
 }
 
 impl Default for Config {
@@ -34,7 +35,7 @@ impl Default for Config {
             sync_writes: false,
             max_sql_bytes: 1024 * 1024,
             root_password: None,
-            ttl_eviction_interval_secs: 10,
+            maintenance_interval_secs: 5,
         }
     }
 }

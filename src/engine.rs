@@ -32,9 +32,11 @@ use crate::catalog::{
 };
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::jobs::Jobs;
 use crate::result::QueryResult;
 use crate::session::{Role, Session};
 use crate::sql::{self, AlterTableOp, ColumnSpec, CreateTable, KalamStatement, TableName};
+use crate::storage::cold::{self, ColdStore};
 use crate::storage::{Batch, CF_META, CF_ROWS, Store, codec, keys};
 
 const SEQ_HWM_KEY: &[u8] = b"ctr/seq_hwm";
@@ -51,7 +53,11 @@ pub struct Core {
     pub(crate) config: Config,
     /// When this data directory was first opened (ms since the Unix epoch).
     pub(crate) created_at: i64,
-    locks: Mutex<HashMap<u64, Arc<Mutex<()>>>>,
+    /// The cold tier (Parquet files under `<data_dir>/storage`).
+    pub(crate) cold: ColdStore,
+    /// Background jobs (`system.jobs`).
+    pub(crate) jobs: Jobs,
+    locks: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for Core {
@@ -63,8 +69,9 @@ impl std::fmt::Debug for Core {
 }
 
 impl Core {
-    /// The write lock of one table (held across a write's check-then-write).
-    pub(crate) fn table_lock(&self, table_id: u64) -> Arc<Mutex<()>> {
+    /// The write lock of one table, held across a write's read-check-write and a whole flush
+    /// (an async lock: it is held across cold-file reads).
+    pub(crate) fn table_lock(&self, table_id: u64) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
         locks.entry(table_id).or_default().clone()
     }
@@ -189,12 +196,16 @@ impl Engine {
         };
         let catalog = Catalog::load(store.clone())?;
         let users = Users::open(store.clone(), config.root_password.as_deref())?;
+        let cold = ColdStore::local(&config.data_dir.join("storage"))?;
+        let jobs = Jobs::open(store.clone())?;
         let core = Arc::new(Core {
             store,
             catalog,
             users,
             config,
             created_at,
+            cold,
+            jobs,
             locks: Mutex::default(),
         });
         let session_config = SessionConfig::new()
@@ -231,7 +242,7 @@ impl Engine {
     ///
     /// # Errors
     /// Storage failures.
-    pub fn evict_expired_stream_rows(&self, now_ms: i64) -> Result<u64> {
+    pub async fn evict_expired_stream_rows(&self, now_ms: i64) -> Result<u64> {
         let mut removed = 0u64;
         for t in self.core.catalog.tables(None) {
             let (TableType::Stream, Some(ttl)) = (t.table_type, t.ttl_seconds) else {
@@ -239,7 +250,7 @@ impl Engine {
             };
             let cutoff = ((now_ms - ttl as i64 * 1000).max(0) as u64) << crate::ids::COUNTER_BITS;
             let lock = self.core.table_lock(t.id);
-            let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let _guard = lock.lock().await;
             let mut b = Batch::default();
             let mut bad = None;
             self.core
@@ -340,6 +351,19 @@ impl Engine {
                     namespace: session.namespace.clone(),
                 };
                 Box::pin(self.execute_one(inner_statements[0], &mut as_user, params)).await
+            }
+            Some(KalamStatement::DropTable {
+                name,
+                if_exists,
+                table_type,
+            }) => self.drop_table(&name, if_exists, table_type, session).await,
+            Some(KalamStatement::DropNamespace {
+                name,
+                if_exists,
+                cascade,
+            }) => {
+                self.drop_namespace(&name, if_exists, cascade, session)
+                    .await
             }
             Some(stmt) => self.execute_kalam(stmt, session),
             None => self.execute_datafusion(sql, session, params).await,
@@ -477,40 +501,6 @@ impl Engine {
                     0,
                 ))
             }
-            KalamStatement::DropNamespace {
-                name,
-                if_exists,
-                cascade,
-            } => {
-                session.require(Role::Dba, "DROP NAMESPACE")?;
-                let _g = core.catalog.ddl_lock();
-                if core.catalog.namespace(&name).is_none() {
-                    if if_exists {
-                        return Ok(QueryResult::message(
-                            format!("Namespace '{name}' does not exist"),
-                            0,
-                        ));
-                    }
-                    return Err(Error::NamespaceNotFound(format!(
-                        "namespace '{name}' does not exist"
-                    )));
-                }
-                let tables = core.catalog.tables(Some(&name));
-                if !tables.is_empty() && !cascade {
-                    return Err(Error::Execution(format!(
-                        "namespace '{name}' is not empty: it contains {} table(s); drop them first or use DROP NAMESPACE {name} CASCADE",
-                        tables.len()
-                    )));
-                }
-                for t in &tables {
-                    self.drop_table_data(t)?;
-                }
-                core.catalog.delete_namespace(&name)?;
-                Ok(QueryResult::message(
-                    format!("Namespace '{name}' dropped"),
-                    0,
-                ))
-            }
             KalamStatement::ShowNamespaces => {
                 let tables = core.catalog.tables(None);
                 let rows = core
@@ -541,46 +531,6 @@ impl Engine {
                 Ok(QueryResult::message(format!("Using namespace '{ns}'"), 0))
             }
             KalamStatement::CreateTable(ct) => self.create_table(*ct, session),
-            KalamStatement::DropTable {
-                name,
-                if_exists,
-                table_type,
-            } => {
-                session.require(Role::Dba, "DROP TABLE")?;
-                let ns = resolve_namespace(&name, session)?;
-                let _g = core.catalog.ddl_lock();
-                let Some(t) = core.catalog.table(&ns, &name.name) else {
-                    if if_exists {
-                        return Ok(QueryResult::message(
-                            format!("Table '{ns}.{}' does not exist", name.name),
-                            0,
-                        ));
-                    }
-                    return Err(core
-                        .catalog
-                        .require_table(&ns, &name.name)
-                        .err()
-                        .unwrap_or_else(|| Error::TableNotFound(name.name.clone())));
-                };
-                if let Some(tt) = table_type
-                    && tt != t.table_type
-                {
-                    return Err(Error::Execution(format!(
-                        "table '{}' is a {} table, not {}",
-                        t.qualified(),
-                        t.table_type.as_str(),
-                        tt.as_str()
-                    )));
-                }
-                self.drop_table_data(&t)?;
-                Ok(QueryResult::message(
-                    format!(
-                        "Table '{}' dropped (0 file(s) deleted, 0 bytes freed)",
-                        t.qualified()
-                    ),
-                    0,
-                ))
-            }
             KalamStatement::AlterTable { name, op } => self.alter_table(&name, op, session),
             KalamStatement::ShowTables(ns) => {
                 if let Some(ns) = &ns {
@@ -742,7 +692,9 @@ impl Engine {
                 core.users.put(&u)?;
                 Ok(QueryResult::message(format!("User '{user_id}' dropped"), 0))
             }
-            KalamStatement::ExecuteAs { .. } => Err(Error::Internal(
+            KalamStatement::ExecuteAs { .. }
+            | KalamStatement::DropTable { .. }
+            | KalamStatement::DropNamespace { .. } => Err(Error::Internal(
                 "nested EXECUTE AS reached the wrong path".into(),
             )),
             KalamStatement::FlushTable(name) => {
@@ -751,25 +703,44 @@ impl Engine {
                 let t = core.catalog.require_table(&ns, &name.name)?;
                 if t.table_type == TableType::Stream {
                     return Err(Error::Execution(format!(
-                        "STREAM table '{}' cannot be flushed",
+                        "STREAM table '{}' cannot be flushed: its rows live only in the hot tier",
                         t.qualified()
                     )));
                 }
-                Err(Error::Execution(
-                    "FLUSH is not available yet: the cold tier is not built".into(),
+                let q = t.qualified();
+                let (id, existing) = crate::jobs::start_flush(&self.core, t, &session.user_id)?;
+                Ok(QueryResult::message(
+                    if existing {
+                        format!("Flush already in progress for table '{q}'. Job ID: {id}")
+                    } else {
+                        format!("Flush started for table '{q}'. Job ID: {id}")
+                    },
+                    0,
                 ))
             }
-            KalamStatement::FlushAll(_) => {
+            KalamStatement::FlushAll(ns) => {
                 session.require(Role::Dba, "FLUSH")?;
-                Err(Error::Execution(
-                    "FLUSH is not available yet: the cold tier is not built".into(),
+                if let Some(ns) = &ns {
+                    core.catalog.require_namespace(ns)?;
+                }
+                let mut ids = Vec::new();
+                for t in core.catalog.tables(ns.as_deref()) {
+                    if t.table_type != TableType::Stream {
+                        ids.push(crate::jobs::start_flush(&self.core, t, &session.user_id)?.0);
+                    }
+                }
+                Ok(QueryResult::message(
+                    format!(
+                        "Flush started for {} table(s). Job IDs: [{}]",
+                        ids.len(),
+                        ids.join(", ")
+                    ),
+                    ids.len(),
                 ))
             }
             KalamStatement::KillJob(id) => {
                 session.require(Role::Dba, "KILL JOB")?;
-                Err(Error::InvalidParameter(format!(
-                    "job '{id}' does not exist"
-                )))
+                Ok(QueryResult::message(core.jobs.kill(&id)?, 0))
             }
             KalamStatement::KillLiveQuery(id) => Err(Error::InvalidParameter(format!(
                 "live query '{id}' does not exist"
@@ -802,15 +773,166 @@ impl Engine {
         }
     }
 
-    /// Deletes a table's rows and definition in one atomic batch.
-    fn drop_table_data(&self, t: &TableDef) -> Result<()> {
-        let (from, to) = keys::table_range(t.id);
-        let mut b = Batch::default();
-        b.delete_range(&self.core.store, CF_ROWS, &from, &to);
-        self.core.catalog.delete_table_in(&mut b, t);
-        self.core.store.write(b)?;
-        self.core.catalog.forget_table(&t.namespace, &t.name);
+    /// Deletes a table: rows, definition, manifest, index and deletion vectors in one atomic
+    /// batch (under the table lock, so no flush is mid-way), then its Parquet files.
+    /// Returns `(files deleted, bytes freed)`.
+    async fn drop_table_data(&self, t: &TableDef) -> Result<(u64, u64)> {
+        let lock = self.core.table_lock(t.id);
+        let _guard = lock.lock().await;
+        let files = {
+            let view = self.core.store.view();
+            cold::manifest(&view, t.id, None)?
+        };
+        {
+            let _g = self.core.catalog.ddl_lock();
+            if self
+                .core
+                .catalog
+                .table(&t.namespace, &t.name)
+                .is_none_or(|c| c.id != t.id)
+            {
+                return Err(Error::TableNotFound(format!(
+                    "table '{}' does not exist",
+                    t.qualified()
+                )));
+            }
+            let (from, to) = keys::table_range(t.id);
+            let mut b = Batch::default();
+            b.delete_range(&self.core.store, CF_ROWS, &from, &to);
+            self.core.catalog.delete_table_in(&mut b, t);
+            cold::delete_table_records(&mut b, &self.core.store, t.id);
+            self.core.store.write(b)?;
+            self.core.catalog.forget_table(&t.namespace, &t.name);
+        }
+        // A crash here leaves files no manifest names; start-up removes them.
+        for f in &files {
+            self.core.cold.delete(&f.path).await?;
+        }
+        Ok((files.len() as u64, files.iter().map(|f| f.bytes).sum()))
+    }
+
+    async fn drop_table(
+        &self,
+        name: &TableName,
+        if_exists: bool,
+        table_type: Option<TableType>,
+        session: &Session,
+    ) -> Result<QueryResult> {
+        session.require(Role::Dba, "DROP TABLE")?;
+        let ns = resolve_namespace(name, session)?;
+        let Some(t) = self.core.catalog.table(&ns, &name.name) else {
+            if if_exists {
+                return Ok(QueryResult::message(
+                    format!("Table '{ns}.{}' does not exist", name.name),
+                    0,
+                ));
+            }
+            return Err(self
+                .core
+                .catalog
+                .require_table(&ns, &name.name)
+                .err()
+                .unwrap_or_else(|| {
+                    Error::TableNotFound(format!("table '{ns}.{}' does not exist", name.name))
+                }));
+        };
+        if let Some(tt) = table_type
+            && tt != t.table_type
+        {
+            return Err(Error::Execution(format!(
+                "table '{}' is a {} table, not {}",
+                t.qualified(),
+                t.table_type.as_str(),
+                tt.as_str()
+            )));
+        }
+        let (files, bytes) = self.drop_table_data(&t).await?;
+        Ok(QueryResult::message(
+            format!(
+                "Table '{}' dropped ({files} file(s) deleted, {bytes} bytes freed)",
+                t.qualified()
+            ),
+            0,
+        ))
+    }
+
+    async fn drop_namespace(
+        &self,
+        name: &str,
+        if_exists: bool,
+        cascade: bool,
+        session: &Session,
+    ) -> Result<QueryResult> {
+        session.require(Role::Dba, "DROP NAMESPACE")?;
+        if self.core.catalog.namespace(name).is_none() {
+            if if_exists {
+                return Ok(QueryResult::message(
+                    format!("Namespace '{name}' does not exist"),
+                    0,
+                ));
+            }
+            return Err(Error::NamespaceNotFound(format!(
+                "namespace '{name}' does not exist"
+            )));
+        }
+        let tables = self.core.catalog.tables(Some(name));
+        if !tables.is_empty() && !cascade {
+            return Err(Error::Execution(format!(
+                "namespace '{name}' is not empty: it contains {} table(s); drop them first or use DROP NAMESPACE {name} CASCADE",
+                tables.len()
+            )));
+        }
+        for t in &tables {
+            self.drop_table_data(t).await?;
+        }
+        let _g = self.core.catalog.ddl_lock();
+        self.core.catalog.delete_namespace(name)?;
+        Ok(QueryResult::message(
+            format!("Namespace '{name}' dropped"),
+            0,
+        ))
+    }
+
+    /// Waits until no flush job is queued or running, polling until `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::Internal`] if jobs are still busy at the deadline.
+    pub async fn wait_for_jobs(&self, timeout: std::time::Duration) -> Result<()> {
+        let deadline = std::time::Instant::now() + timeout;
+        while self.core.jobs.busy() {
+            if std::time::Instant::now() > deadline {
+                return Err(Error::Internal("jobs still running at the deadline".into()));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         Ok(())
+    }
+
+    /// One maintenance pass as of `now_ms`: STREAM TTL eviction, flushes whose policy is due,
+    /// and purging tombstones past DELETED_RETENTION (recorded as `cleanup` jobs).
+    ///
+    /// # Errors
+    /// The first storage failure.
+    pub async fn run_maintenance(&self, now_ms: i64) -> Result<()> {
+        self.evict_expired_stream_rows(now_ms).await?;
+        for t in self.core.catalog.tables(None) {
+            if t.table_type == TableType::Stream {
+                continue;
+            }
+            if crate::jobs::flush::flush_due(&self.core, &t, now_ms)? {
+                crate::jobs::start_flush(&self.core, t.clone(), crate::auth::ROOT_USER)?;
+            }
+            let purged = crate::jobs::flush::purge_tombstones(&self.core, &t, now_ms).await?;
+            if purged > 0 {
+                crate::jobs::record_maintenance(&self.core, "cleanup", &t, purged)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes Parquet files that no manifest names (start-up recovery after a crash).
+    pub async fn remove_orphan_files(&self) -> Result<usize> {
+        crate::jobs::flush::remove_orphan_files(&self.core).await
     }
 
     fn create_table(&self, ct: CreateTable, session: &Session) -> Result<QueryResult> {
@@ -1210,8 +1332,14 @@ mod tests {
             .await
             .unwrap();
         let now = crate::ids::now_millis();
-        assert_eq!(engine.evict_expired_stream_rows(now).unwrap(), 0);
-        assert_eq!(engine.evict_expired_stream_rows(now + 61_000).unwrap(), 2);
+        assert_eq!(engine.evict_expired_stream_rows(now).await.unwrap(), 0);
+        assert_eq!(
+            engine
+                .evict_expired_stream_rows(now + 61_000)
+                .await
+                .unwrap(),
+            2
+        );
         let r = engine
             .execute("SELECT COUNT(*) FROM n.e; SELECT COUNT(*) FROM n.s", &root)
             .await

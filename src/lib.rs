@@ -10,6 +10,7 @@ pub mod engine;
 pub mod error;
 pub mod functions;
 pub mod ids;
+pub mod jobs;
 pub mod result;
 pub mod server;
 pub mod session;

@@ -22,6 +22,9 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::session::Session;
 
+/// A statement's outcome as the runner sees it: columns, JSON rows, row count.
+type SltRows = (Vec<RemoteColumn>, Vec<Vec<serde_json::Value>>, usize);
+
 /// How the runner reaches KalamDB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -156,15 +159,53 @@ impl KalamSlt {
         })
     }
 
-    async fn run_sql(
-        &mut self,
-        sql: &str,
-    ) -> Result<Option<(Vec<RemoteColumn>, Vec<Vec<serde_json::Value>>, usize)>> {
+    /// After a FLUSH, waits (polling, 30 s deadline) until no job is queued or running, so
+    /// the next record sees the flush's outcome in every mode.
+    async fn wait_for_jobs(&mut self) -> Result<()> {
+        let timeout = Duration::from_secs(30);
+        match &mut self.backend {
+            Backend::InProc(engine) | Backend::Restart(Some(engine)) => {
+                engine.wait_for_jobs(timeout).await
+            }
+            Backend::Restart(None) => Ok(()),
+            Backend::Server(server) | Backend::Crash(server) => {
+                let deadline = Instant::now() + timeout;
+                let busy = "SELECT COUNT(*) FROM system.jobs WHERE status IN ('queued', 'running')";
+                loop {
+                    let r = server.client.sql(busy).await?;
+                    let n = r
+                        .first()
+                        .and_then(|r| r.rows.as_ref())
+                        .and_then(|rows| rows.first())
+                        .and_then(|row| row.first())
+                        .and_then(|v| v.as_i64());
+                    if n == Some(0) {
+                        return Ok(());
+                    }
+                    if Instant::now() > deadline {
+                        return Err(Error::Internal("jobs still running after 30 s".into()));
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+
+    async fn run_sql(&mut self, sql: &str) -> Result<Option<SltRows>> {
+        let result = self.run_sql_once(sql).await;
+        let upper = sql.to_ascii_uppercase();
+        if result.is_ok() && (upper.contains("FLUSH ") || upper.contains("KILL JOB")) {
+            self.wait_for_jobs().await?;
+        }
+        result
+    }
+
+    async fn run_sql_once(&mut self, sql: &str) -> Result<Option<SltRows>> {
         let last = match &mut self.backend {
             Backend::InProc(engine) => local_last(engine.execute(sql, &Session::root()).await?),
             Backend::Restart(slot) => {
                 slot.take(); // close before reopening: RocksDB allows one opener
-                let engine = Engine::open(Config::with_data_dir(&self.data_dir))?;
+                let engine = reopen(&self.data_dir).await?;
                 let r = engine.execute(sql, &Session::root()).await;
                 *slot = Some(engine);
                 local_last(r?)
@@ -187,6 +228,21 @@ impl KalamSlt {
                 (r.schema, r.rows.unwrap_or_default(), r.row_count)
             }
         }))
+    }
+}
+
+/// Opens the engine, retrying for up to 10 s while a just-finished background job still holds
+/// the previous instance's RocksDB lock.
+async fn reopen(dir: &Path) -> Result<Engine> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match Engine::open(Config::with_data_dir(dir)) {
+            Ok(e) => return Ok(e),
+            Err(e) if Instant::now() < deadline && e.message().contains("lock") => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 

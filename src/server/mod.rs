@@ -164,21 +164,15 @@ async fn sql(
     }
 }
 
-/// Background STREAM TTL eviction, every `ttl_eviction_interval_secs`.
-async fn evict_periodically(engine: Arc<Engine>) {
-    let secs = engine.config().ttl_eviction_interval_secs.max(1);
+/// Background maintenance (flush policies, STREAM TTL, tombstone retention), every
+/// `maintenance_interval_secs`.
+async fn maintain_periodically(engine: Arc<Engine>) {
+    let secs = engine.config().maintenance_interval_secs.max(1);
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(secs));
     loop {
         tick.tick().await;
-        let e = engine.clone();
-        match tokio::task::spawn_blocking(move || {
-            e.evict_expired_stream_rows(crate::ids::now_millis())
-        })
-        .await
-        {
-            Ok(Ok(n)) if n > 0 => tracing::debug!(rows = n, "evicted expired STREAM rows"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "STREAM TTL eviction failed"),
-            _ => {}
+        if let Err(e) = engine.run_maintenance(crate::ids::now_millis()).await {
+            tracing::warn!(error = %e, "maintenance pass failed");
         }
     }
 }
@@ -197,7 +191,14 @@ pub async fn serve(
         .map_err(|e| Error::Internal(format!("cannot bind {bind}: {e}")))?;
     tracing::info!("KalamDB listening on http://{}", listener.local_addr()?);
     let app = router(engine.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let evictor = tokio::spawn(evict_periodically(engine.clone()));
+    let orphans = engine.remove_orphan_files().await?;
+    if orphans > 0 {
+        tracing::info!(
+            files = orphans,
+            "removed orphan Parquet files left by a crash"
+        );
+    }
+    let evictor = tokio::spawn(maintain_periodically(engine.clone()));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;

@@ -9,12 +9,14 @@
 //! at all (SPEC section 3 item 3). The WAL is always on; `sync_writes` adds an fsync per batch.
 
 pub mod codec;
+pub mod cold;
 pub mod keys;
 
 use std::path::Path;
 
 use rocksdb::{
-    ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions,
+    ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, ReadOptions, Snapshot,
+    WriteBatch, WriteOptions,
 };
 
 use crate::error::Result;
@@ -109,8 +111,25 @@ impl Store {
 
     /// Reads one key.
     pub fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.get_at(None, cf, key)
+    }
+
+    fn read_opts(snapshot: Option<&Snapshot<'_>>) -> ReadOptions {
+        let mut ro = ReadOptions::default();
+        if let Some(s) = snapshot {
+            ro.set_snapshot(s);
+        }
+        ro
+    }
+
+    fn get_at(
+        &self,
+        snapshot: Option<&Snapshot<'_>>,
+        cf: &str,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>> {
         let h = self.cf(cf)?;
-        Ok(self.db.get_cf(h, key)?)
+        Ok(self.db.get_cf_opt(h, key, &Self::read_opts(snapshot))?)
     }
 
     /// Every `(key, value)` whose key starts with `prefix`, in key order.
@@ -129,12 +148,24 @@ impl Store {
         &self,
         cf: &str,
         prefix: &[u8],
+        f: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
+        self.for_each_prefix_at(None, cf, prefix, f)
+    }
+
+    fn for_each_prefix_at(
+        &self,
+        snapshot: Option<&Snapshot<'_>>,
+        cf: &str,
+        prefix: &[u8],
         mut f: impl FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<()> {
         let h = self.cf(cf)?;
-        let iter = self
-            .db
-            .iterator_cf(h, IteratorMode::From(prefix, Direction::Forward));
+        let iter = self.db.iterator_cf_opt(
+            h,
+            Self::read_opts(snapshot),
+            IteratorMode::From(prefix, Direction::Forward),
+        );
         for item in iter {
             let (k, v) = item?;
             if !k.starts_with(prefix) || !f(&k, &v) {
@@ -144,15 +175,48 @@ impl Store {
         Ok(())
     }
 
+    /// A consistent point-in-time view across both column families (a RocksDB snapshot), so a
+    /// reader sees hot rows, manifest and deletion vectors as of one instant.
+    pub fn view(&self) -> View<'_> {
+        View {
+            store: self,
+            snapshot: self.db.snapshot(),
+        }
+    }
+
     /// Flushes the WAL to disk (graceful shutdown).
     pub fn flush_wal(&self) -> Result<()> {
         self.db.flush_wal(true)?;
         Ok(())
     }
 
-    fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily> {
+    pub(crate) fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily> {
         self.db
             .cf_handle(name)
             .ok_or_else(|| crate::Error::Internal(format!("missing column family {name}")))
+    }
+}
+
+/// A snapshot of the store; see [`Store::view`].
+pub struct View<'a> {
+    store: &'a Store,
+    snapshot: Snapshot<'a>,
+}
+
+impl View<'_> {
+    /// Reads one key as of the snapshot.
+    pub fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.store.get_at(Some(&self.snapshot), cf, key)
+    }
+
+    /// [`Store::for_each_prefix`] as of the snapshot.
+    pub fn for_each_prefix(
+        &self,
+        cf: &str,
+        prefix: &[u8],
+        f: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
+        self.store
+            .for_each_prefix_at(Some(&self.snapshot), cf, prefix, f)
     }
 }

@@ -21,7 +21,9 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions,
 };
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::array::{TimestampMillisecondArray, new_null_array};
+use datafusion::arrow::compute::{cast, filter};
+use datafusion::arrow::datatypes::Int64Type;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::catalog::Session as DfSession;
@@ -34,13 +36,14 @@ use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::{ExecutionPlan, collect};
+use futures::future::BoxFuture;
 
-use crate::catalog::{ColumnDef, DELETED, SqlType, TableDef, TableType};
+use crate::catalog::{ColumnDef, DELETED, SEQ, SqlType, TableDef, TableType, UPDATED};
 use crate::engine::Core;
 use crate::error::{Error, Result};
 use crate::session::{Role, Session};
 use crate::storage::codec::{self, ColumnBuilder, RowHeader};
-use crate::storage::{Batch, CF_ROWS, keys};
+use crate::storage::{Batch, CF_META, CF_ROWS, View, cold, keys};
 
 /// Rows per Arrow batch produced by a hot-tier scan.
 const BATCH_ROWS: usize = 8192;
@@ -60,9 +63,11 @@ pub struct KalamTable {
 type UserColumn<'a> = (&'a ColumnDef, Option<Vec<u8>>);
 
 /// Rows read from one partition, with their storage keys.
-struct PartitionRows {
-    batches: Vec<RecordBatch>,
-    keys: Vec<Box<[u8]>>,
+pub(crate) struct PartitionRows {
+    /// Row batches.
+    pub(crate) batches: Vec<RecordBatch>,
+    /// Full row keys, aligned with the batches' rows.
+    pub(crate) keys: Vec<Box<[u8]>>,
 }
 
 fn df_err(e: Error) -> datafusion::error::DataFusionError {
@@ -124,114 +129,158 @@ impl KalamTable {
     }
 
     /// Reads the partition's live rows (and tombstones if `include_deleted`), with columns
-    /// `columns` (indices into the full user+system schema).
-    fn read(&self, columns: &[usize], include_deleted: bool) -> Result<PartitionRows> {
-        let full = self.def.arrow_schema(true);
-        let ncols = self.def.columns.len();
-        let mut builders = Vec::with_capacity(columns.len());
-        let mut by_id: HashMap<u32, usize> = HashMap::new();
-        // For each output position: the column it reads, for defaults of added columns.
-        let mut user_cols: Vec<Option<UserColumn<'_>>> = Vec::new();
-        for (pos, &i) in columns.iter().enumerate() {
-            builders.push(ColumnBuilder::new(full.field(i).data_type())?);
-            if i < ncols {
-                let c = &self.def.columns[i];
-                by_id.insert(c.id, pos);
-                let default = match &c.default {
-                    Some(d) => match d.literal_scalar(&c.sql_type.arrow_type())? {
-                        Some(s) if !s.is_null() => Some(scalar_payload(&s)?),
-                        _ => None,
-                    },
-                    None => None,
-                };
-                user_cols.push(Some((c, default)));
-            } else {
-                user_cols.push(None);
+    /// `columns` (indices into the full user+system schema): hot rows, then every live cold
+    /// file of the partition minus its deletion vector. Hot rows, manifest and deletion vectors
+    /// come from one RocksDB snapshot, so a concurrent flush is seen entirely or not at all.
+    async fn read(&self, columns: &[usize], include_deleted: bool) -> Result<PartitionRows> {
+        let prefix = self.prefix();
+        let (mut out, files) = {
+            let view = self.core.store.view();
+            let hot = decode_hot(&self.def, &view, &prefix, columns, include_deleted)?;
+            let mut files = Vec::new();
+            if self.def.table_type != TableType::Stream {
+                for f in cold::manifest(&view, self.def.id, Some(self.partition()))? {
+                    let dv = cold::deletion_vector(&view, self.def.id, f.file_id)?;
+                    files.push((f, dv));
+                }
             }
-        }
-        let ttl_cutoff = match (self.def.table_type, self.def.ttl_seconds) {
-            (TableType::Stream, Some(ttl)) => {
-                let cutoff_ms = crate::ids::now_millis() - (ttl as i64) * 1000;
-                (cutoff_ms.max(0) as u64) << crate::ids::COUNTER_BITS
-            }
-            _ => 0,
+            (hot, files)
         };
-        let mut out = PartitionRows {
-            batches: Vec::new(),
-            keys: Vec::new(),
-        };
-        let mut seen = vec![false; columns.len()];
-        let mut rows_in_batch = 0usize;
-        let mut failure: Option<Error> = None;
-        let schema = Arc::new(full.project(columns)?);
-        let finish =
-            |builders: &mut Vec<ColumnBuilder>, n: usize, out: &mut PartitionRows| -> Result<()> {
-                let arrays = builders
-                    .iter_mut()
-                    .map(|b| b.finish())
-                    .collect::<Result<Vec<_>>>()?;
-                let opts = RecordBatchOptions::new().with_row_count(Some(n));
-                out.batches.push(RecordBatch::try_new_with_options(
-                    schema.clone(),
-                    arrays,
-                    &opts,
-                )?);
-                Ok(())
-            };
-        self.core
-            .store
-            .for_each_prefix(CF_ROWS, &self.prefix(), |k, v| {
-                let step = (|| -> Result<bool> {
-                    let h = codec::decode_header(v)?;
-                    if (h.deleted && !include_deleted) || h.seq < ttl_cutoff {
-                        return Ok(true);
-                    }
-                    seen.iter_mut().for_each(|s| *s = false);
-                    codec::for_each_cell(v, |id, payload| {
-                        if let Some(&pos) = by_id.get(&id) {
-                            builders[pos].append_payload(payload)?;
-                            seen[pos] = true;
-                        }
-                        Ok(())
-                    })?;
-                    for (pos, &i) in columns.iter().enumerate() {
-                        if seen[pos] {
-                            continue;
-                        }
-                        match &user_cols[pos] {
-                            Some((c, Some(default))) if c.added_in > h.schema_version => {
-                                builders[pos].append_payload(default)?
-                            }
-                            Some(_) => builders[pos].append_null(),
-                            None => match full.field(i).name().as_str() {
-                                crate::catalog::SEQ => builders[pos].append_i64(h.seq as i64),
-                                crate::catalog::UPDATED => {
-                                    builders[pos].append_i64(crate::ids::seq_millis(h.seq))
-                                }
-                                _ => builders[pos].append_bool(h.deleted),
-                            },
-                        }
-                    }
-                    out.keys.push(k.into());
-                    rows_in_batch += 1;
-                    if rows_in_batch == BATCH_ROWS {
-                        finish(&mut builders, rows_in_batch, &mut out)?;
-                        rows_in_batch = 0;
-                    }
-                    Ok(true)
-                })();
-                step.unwrap_or_else(|e| {
-                    failure = Some(e);
-                    false
-                })
-            })?;
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        if rows_in_batch > 0 || out.batches.is_empty() {
-            finish(&mut builders, rows_in_batch, &mut out)?;
+        for (f, dv) in files {
+            let bytes = self.core.cold.read(&f.path).await?;
+            self.decode_cold(bytes, &dv, columns, include_deleted, &prefix, &mut out)?;
         }
         Ok(out)
+    }
+
+    /// Appends the live rows of one cold file to `out`.
+    fn decode_cold(
+        &self,
+        bytes: bytes::Bytes,
+        dv: &[u32],
+        columns: &[usize],
+        include_deleted: bool,
+        prefix: &[u8],
+        out: &mut PartitionRows,
+    ) -> Result<()> {
+        let full = self.def.arrow_schema(true);
+        let ncols = self.def.columns.len();
+        let mut names: Vec<String> = columns
+            .iter()
+            .map(|&i| match self.def.columns.get(i) {
+                Some(c) => format!("c{}", c.id),
+                None => String::new(),
+            })
+            .collect();
+        names.extend([
+            SEQ.to_string(),
+            DELETED.to_string(),
+            cold::KEY_COLUMN.to_string(),
+        ]);
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let (batches, pos) = cold::decode(bytes, &refs)?;
+        let n = columns.len();
+        let (Some(seq_pos), Some(del_pos), Some(key_pos)) = (pos[n], pos[n + 1], pos[n + 2]) else {
+            return Err(Error::Internal("cold file lacks system columns".into()));
+        };
+        let schema = Arc::new(full.project(columns)?);
+        let mut file_row = 0u32;
+        for b in batches {
+            let rows = b.num_rows();
+            let seq = b.column(seq_pos).as_primitive::<Int64Type>().clone();
+            let del = b.column(del_pos).as_boolean().clone();
+            let keys_col = b.column(key_pos).as_binary::<i32>().clone();
+            let mask: BooleanArray = (0..rows)
+                .map(|i| {
+                    let superseded = dv.binary_search(&(file_row + i as u32)).is_ok();
+                    Some(!superseded && (include_deleted || !del.value(i)))
+                })
+                .collect();
+            file_row += rows as u32;
+            let kept = mask.true_count();
+            if kept == 0 {
+                continue;
+            }
+            let mut arrays = Vec::with_capacity(n);
+            for (j, &i) in columns.iter().enumerate() {
+                let a: ArrayRef = if i < ncols {
+                    let c = &self.def.columns[i];
+                    let dt = c.sql_type.arrow_type();
+                    match pos[j] {
+                        Some(p) => cast(b.column(p), &dt)?,
+                        None => match c
+                            .default
+                            .as_ref()
+                            .map(|d| d.literal_scalar(&dt))
+                            .transpose()?
+                        {
+                            Some(Some(s)) => s.to_array_of_size(rows)?,
+                            _ => new_null_array(&dt, rows),
+                        },
+                    }
+                } else {
+                    match full.field(i).name().as_str() {
+                        SEQ => Arc::new(seq.clone()),
+                        UPDATED => Arc::new(TimestampMillisecondArray::from_iter_values(
+                            seq.values()
+                                .iter()
+                                .map(|s| crate::ids::seq_millis(*s as u64)),
+                        )),
+                        _ => Arc::new(del.clone()),
+                    }
+                };
+                arrays.push(filter(&a, &mask)?);
+            }
+            let opts = RecordBatchOptions::new().with_row_count(Some(kept));
+            out.batches.push(RecordBatch::try_new_with_options(
+                schema.clone(),
+                arrays,
+                &opts,
+            )?);
+            for i in (0..rows).filter(|&i| mask.value(i)) {
+                let mut k = prefix.to_vec();
+                k.extend_from_slice(keys_col.value(i));
+                out.keys.push(k.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// True if `key` has a live (not deleted) version in the hot or the cold tier.
+    fn key_is_live(&self, key: &[u8]) -> Result<bool> {
+        if let Some(v) = self.core.store.get(CF_ROWS, key)? {
+            return Ok(!codec::decode_header(&v)?.deleted);
+        }
+        Ok(match self.core.store.get(CF_META, &cold::pkidx_key(key))? {
+            Some(v) => !cold::ColdLoc::decode(&v)?.deleted,
+            None => false,
+        })
+    }
+
+    /// Before a hot write of `key`: if its current version is cold, mark that row superseded
+    /// (deletion vector, collected in `dv`) and drop its index entry, in the same batch.
+    fn supersede(&self, wb: &mut Batch, key: &[u8], dv: &mut HashMap<u64, Vec<u32>>) -> Result<()> {
+        if self.def.table_type == TableType::Stream {
+            return Ok(());
+        }
+        let ik = cold::pkidx_key(key);
+        if let Some(v) = self.core.store.get(CF_META, &ik)? {
+            let loc = cold::ColdLoc::decode(&v)?;
+            dv.entry(loc.file_id).or_default().push(loc.row);
+            wb.delete(&self.core.store, CF_META, &ik);
+        }
+        Ok(())
+    }
+
+    /// Writes a statement's batch: collected deletion vectors, the `_seq` mark, then the rows.
+    fn commit(&self, mut wb: Batch, dv: HashMap<u64, Vec<u32>>, last_seq: u64) -> Result<()> {
+        for (file_id, rows) in dv {
+            cold::extend_deletion_vector(&mut wb, &self.core.store, self.def.id, file_id, &rows)?;
+        }
+        if last_seq > 0 {
+            self.core.record_seq(&mut wb, last_seq);
+        }
+        self.core.store.write(wb)
     }
 
     /// The storage key suffix of a row: encoded PRIMARY KEY, or None (identity/stream tables).
@@ -334,11 +383,12 @@ impl KalamTable {
     }
 
     /// Inserts every row of `batches` as one atomic write; returns the row count.
-    fn insert_batches(&self, batches: &[RecordBatch]) -> Result<u64> {
+    async fn insert_batches(&self, batches: &[RecordBatch]) -> Result<u64> {
         let lock = self.core.table_lock(self.def.id);
-        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = lock.lock().await;
         let pk = self.def.primary_key();
         let mut wb = Batch::default();
+        let mut dv = HashMap::new();
         let mut in_statement: HashSet<Vec<u8>> = HashSet::new();
         let mut buf = Vec::new();
         let mut count = 0u64;
@@ -358,11 +408,7 @@ impl KalamTable {
                             .position(|c| c.id == pk.id)
                             .unwrap_or(0);
                         let key = self.pk_key(pk, arrays[pos].as_ref(), row)?;
-                        let exists = in_statement.contains(&key)
-                            || match self.core.store.get(CF_ROWS, &key)? {
-                                Some(v) => !codec::decode_header(&v)?.deleted,
-                                None => false,
-                            };
+                        let exists = in_statement.contains(&key) || self.key_is_live(&key)?;
                         if exists {
                             return Err(Error::Execution(format!(
                                 "duplicate primary key: {} = {} already exists in table '{}'",
@@ -372,6 +418,7 @@ impl KalamTable {
                             )));
                         }
                         in_statement.insert(key.clone());
+                        self.supersede(&mut wb, &key, &mut dv)?;
                         key
                     }
                     None => {
@@ -386,8 +433,7 @@ impl KalamTable {
             }
         }
         if count > 0 {
-            self.core.record_seq(&mut wb, last_seq);
-            self.core.store.write(wb)?;
+            self.commit(wb, dv, last_seq)?;
             if self.def.table_type == TableType::Stream {
                 self.enforce_buffer_size()?;
             }
@@ -430,17 +476,18 @@ impl KalamTable {
     }
 
     /// UPDATE: applies `assignments` (user column position → value expr) to matching rows.
-    fn update_rows(
+    async fn update_rows(
         &self,
         assignments: &[(usize, Arc<dyn PhysicalExpr>)],
         filter: &Option<Arc<dyn PhysicalExpr>>,
     ) -> Result<u64> {
         let lock = self.core.table_lock(self.def.id);
-        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = lock.lock().await;
         let all: Vec<usize> = (0..self.def.arrow_schema(true).fields().len()).collect();
-        let rows = self.read(&all, false)?;
+        let rows = self.read(&all, false).await?;
         let pk_pos = self.def.columns.iter().position(|c| c.primary_key);
         let mut wb = Batch::default();
+        let mut dv = HashMap::new();
         let mut buf = Vec::new();
         let mut old_buf = Vec::new();
         let mut new_keys: HashSet<Vec<u8>> = HashSet::new();
@@ -474,11 +521,7 @@ impl KalamTable {
                 if let Some(p) = pk_pos {
                     let new_key = self.pk_key(&self.def.columns[p], arrays[p].as_ref(), row)?;
                     if new_key != old_key {
-                        let taken = new_keys.contains(&new_key)
-                            || match self.core.store.get(CF_ROWS, &new_key)? {
-                                Some(v) => !codec::decode_header(&v)?.deleted,
-                                None => false,
-                            };
+                        let taken = new_keys.contains(&new_key) || self.key_is_live(&new_key)?;
                         if taken {
                             return Err(Error::Execution(format!(
                                 "duplicate primary key: {} = {} already exists in table '{}'",
@@ -488,30 +531,32 @@ impl KalamTable {
                             )));
                         }
                         self.encode(&mut old_buf, seq, true, old, row)?;
+                        self.supersede(&mut wb, old_key, &mut dv)?;
                         wb.put(&self.core.store, CF_ROWS, old_key, &old_buf);
                         key = new_key;
                     }
                 }
                 new_keys.insert(key.clone());
+                self.supersede(&mut wb, &key, &mut dv)?;
                 self.encode(&mut buf, seq, false, &arrays, row)?;
                 wb.put(&self.core.store, CF_ROWS, &key, &buf);
                 count += 1;
             }
         }
         if count > 0 {
-            self.core.record_seq(&mut wb, last_seq);
-            self.core.store.write(wb)?;
+            self.commit(wb, dv, last_seq)?;
         }
         Ok(count)
     }
 
     /// DELETE: tombstones (USER/SHARED) or removes (STREAM) matching rows.
-    fn delete_rows(&self, filter: &Option<Arc<dyn PhysicalExpr>>) -> Result<u64> {
+    async fn delete_rows(&self, filter: &Option<Arc<dyn PhysicalExpr>>) -> Result<u64> {
         let lock = self.core.table_lock(self.def.id);
-        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = lock.lock().await;
         let all: Vec<usize> = (0..self.def.arrow_schema(true).fields().len()).collect();
-        let rows = self.read(&all, false)?;
+        let rows = self.read(&all, false).await?;
         let mut wb = Batch::default();
+        let mut dv = HashMap::new();
         let mut buf = Vec::new();
         let mut count = 0u64;
         let mut last_seq = 0;
@@ -527,16 +572,14 @@ impl KalamTable {
                     let seq = crate::ids::next_seq();
                     last_seq = seq;
                     self.encode(&mut buf, seq, true, old, row)?;
+                    self.supersede(&mut wb, &batch_keys[row], &mut dv)?;
                     wb.put(&self.core.store, CF_ROWS, &batch_keys[row], &buf);
                 }
                 count += 1;
             }
         }
         if count > 0 {
-            if last_seq > 0 {
-                self.core.record_seq(&mut wb, last_seq);
-            }
-            self.core.store.write(wb)?;
+            self.commit(wb, dv, last_seq)?;
         }
         Ok(count)
     }
@@ -559,6 +602,120 @@ impl KalamTable {
             None => Ok(None),
         }
     }
+}
+
+/// Decodes the hot rows under `prefix` (one partition, or a whole table) into batches of the
+/// full user+system schema projected to `columns`, with their keys. Tombstones are skipped
+/// unless `include_deleted`; expired STREAM rows are always skipped.
+pub(crate) fn decode_hot(
+    def: &TableDef,
+    view: &View<'_>,
+    prefix: &[u8],
+    columns: &[usize],
+    include_deleted: bool,
+) -> Result<PartitionRows> {
+    let full = def.arrow_schema(true);
+    let ncols = def.columns.len();
+    let mut builders = Vec::with_capacity(columns.len());
+    let mut by_id: HashMap<u32, usize> = HashMap::new();
+    // For each output position: the column it reads, for defaults of added columns.
+    let mut user_cols: Vec<Option<UserColumn<'_>>> = Vec::new();
+    for (pos, &i) in columns.iter().enumerate() {
+        builders.push(ColumnBuilder::new(full.field(i).data_type())?);
+        if i < ncols {
+            let c = &def.columns[i];
+            by_id.insert(c.id, pos);
+            let default = match &c.default {
+                Some(d) => match d.literal_scalar(&c.sql_type.arrow_type())? {
+                    Some(s) if !s.is_null() => Some(scalar_payload(&s)?),
+                    _ => None,
+                },
+                None => None,
+            };
+            user_cols.push(Some((c, default)));
+        } else {
+            user_cols.push(None);
+        }
+    }
+    let ttl_cutoff = match (def.table_type, def.ttl_seconds) {
+        (TableType::Stream, Some(ttl)) => {
+            let cutoff_ms = crate::ids::now_millis() - (ttl as i64) * 1000;
+            (cutoff_ms.max(0) as u64) << crate::ids::COUNTER_BITS
+        }
+        _ => 0,
+    };
+    let mut out = PartitionRows {
+        batches: Vec::new(),
+        keys: Vec::new(),
+    };
+    let mut seen = vec![false; columns.len()];
+    let mut rows_in_batch = 0usize;
+    let mut failure: Option<Error> = None;
+    let schema = Arc::new(full.project(columns)?);
+    let finish =
+        |builders: &mut Vec<ColumnBuilder>, n: usize, out: &mut PartitionRows| -> Result<()> {
+            let arrays = builders
+                .iter_mut()
+                .map(|b| b.finish())
+                .collect::<Result<Vec<_>>>()?;
+            let opts = RecordBatchOptions::new().with_row_count(Some(n));
+            out.batches.push(RecordBatch::try_new_with_options(
+                schema.clone(),
+                arrays,
+                &opts,
+            )?);
+            Ok(())
+        };
+    view.for_each_prefix(CF_ROWS, prefix, |k, v| {
+        let step = (|| -> Result<bool> {
+            let h = codec::decode_header(v)?;
+            if (h.deleted && !include_deleted) || h.seq < ttl_cutoff {
+                return Ok(true);
+            }
+            seen.iter_mut().for_each(|s| *s = false);
+            codec::for_each_cell(v, |id, payload| {
+                if let Some(&pos) = by_id.get(&id) {
+                    builders[pos].append_payload(payload)?;
+                    seen[pos] = true;
+                }
+                Ok(())
+            })?;
+            for (pos, &i) in columns.iter().enumerate() {
+                if seen[pos] {
+                    continue;
+                }
+                match &user_cols[pos] {
+                    Some((c, Some(default))) if c.added_in > h.schema_version => {
+                        builders[pos].append_payload(default)?
+                    }
+                    Some(_) => builders[pos].append_null(),
+                    None => match full.field(i).name().as_str() {
+                        SEQ => builders[pos].append_i64(h.seq as i64),
+                        UPDATED => builders[pos].append_i64(crate::ids::seq_millis(h.seq)),
+                        _ => builders[pos].append_bool(h.deleted),
+                    },
+                }
+            }
+            out.keys.push(k.into());
+            rows_in_batch += 1;
+            if rows_in_batch == BATCH_ROWS {
+                finish(&mut builders, rows_in_batch, &mut out)?;
+                rows_in_batch = 0;
+            }
+            Ok(true)
+        })();
+        step.unwrap_or_else(|e| {
+            failure = Some(e);
+            false
+        })
+    })?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    if rows_in_batch > 0 || out.batches.is_empty() {
+        finish(&mut builders, rows_in_batch, &mut out)?;
+    }
+    Ok(out)
 }
 
 /// Encodes a scalar as a cell payload (for DEFAULTs of columns added after a row was written).
@@ -653,7 +810,7 @@ impl TableProvider for KalamTable {
             None => (0..self.schema.fields().len()).collect(),
         };
         let include_deleted = self.with_system && mentions_deleted(filters);
-        let rows = self.read(&columns, include_deleted).map_err(df_err)?;
+        let rows = self.read(&columns, include_deleted).await.map_err(df_err)?;
         let schema = Arc::new(self.schema.project(&columns)?);
         let exec = MemorySourceConfig::try_new_exec(&[rows.batches], schema, None)?;
         Ok(exec)
@@ -672,7 +829,7 @@ impl TableProvider for KalamTable {
             ))));
         }
         Ok(self.write_exec("InsertExec", Some(input), |t, batches| {
-            t.insert_batches(batches)
+            Box::pin(async move { t.insert_batches(&batches).await })
         }))
     }
 
@@ -709,7 +866,8 @@ impl TableProvider for KalamTable {
             compiled.push((pos, state.create_physical_expr(expr, &df_schema)?));
         }
         Ok(self.write_exec("UpdateExec", None, move |t, _| {
-            t.update_rows(&compiled, &filter)
+            let (compiled, filter) = (compiled.clone(), filter.clone());
+            Box::pin(async move { t.update_rows(&compiled, &filter).await })
         }))
     }
 
@@ -720,7 +878,10 @@ impl TableProvider for KalamTable {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         self.check_write_allowed().map_err(df_err)?;
         let filter = self.compile_filter(state, filters).map_err(df_err)?;
-        Ok(self.write_exec("DeleteExec", None, move |t, _| t.delete_rows(&filter)))
+        Ok(self.write_exec("DeleteExec", None, move |t, _| {
+            let filter = filter.clone();
+            Box::pin(async move { t.delete_rows(&filter).await })
+        }))
     }
 }
 
@@ -734,7 +895,10 @@ impl KalamTable {
         write: F,
     ) -> Arc<dyn ExecutionPlan>
     where
-        F: Fn(&KalamTable, &[RecordBatch]) -> Result<u64> + Send + Sync + 'static,
+        F: Fn(KalamTable, Vec<RecordBatch>) -> BoxFuture<'static, Result<u64>>
+            + Send
+            + Sync
+            + 'static,
     {
         let table = Arc::new(self.clone());
         let write = Arc::new(write);
@@ -749,10 +913,7 @@ impl KalamTable {
                         Some(c) => collect(c, ctx).await?,
                         None => Vec::new(),
                     };
-                    tokio::task::spawn_blocking(move || write(&table, &batches))
-                        .await
-                        .map_err(|e| df_err(Error::Internal(e.to_string())))?
-                        .map_err(df_err)
+                    write((*table).clone(), batches).await.map_err(df_err)
                 })
             }),
         ))

@@ -262,21 +262,43 @@ pub fn provider(core: &Core, session: &Session, t: SystemTable) -> Result<Arc<dy
                 ts(core.created_at),
             ]],
         ),
-        SystemTable::Jobs => table(
-            &[
-                ("job_id", DataType::Utf8),
-                ("job_type", DataType::Utf8),
-                ("namespace_id", DataType::Utf8),
-                ("table_name", DataType::Utf8),
-                ("status", DataType::Utf8),
-                ("created_at", TS),
-                ("started_at", TS),
-                ("finished_at", TS),
-                ("result", DataType::Utf8),
-                ("error_message", DataType::Utf8),
-            ],
-            vec![],
-        ),
+        SystemTable::Jobs => {
+            let rows = core
+                .jobs
+                .list()?
+                .into_iter()
+                .filter(|j| session.role >= Role::Dba || j.user_id == session.user_id)
+                .map(|j| {
+                    vec![
+                        text(j.job_id),
+                        text(j.job_type),
+                        text(j.namespace_id),
+                        text(j.table_name),
+                        text(j.status),
+                        ts(j.created_at),
+                        ts_opt(j.started_at),
+                        ts_opt(j.finished_at),
+                        text_opt(j.result.map(|r| r.to_string())),
+                        text_opt(j.error_message),
+                    ]
+                })
+                .collect();
+            table(
+                &[
+                    ("job_id", DataType::Utf8),
+                    ("job_type", DataType::Utf8),
+                    ("namespace_id", DataType::Utf8),
+                    ("table_name", DataType::Utf8),
+                    ("status", DataType::Utf8),
+                    ("created_at", TS),
+                    ("started_at", TS),
+                    ("finished_at", TS),
+                    ("result", DataType::Utf8),
+                    ("error_message", DataType::Utf8),
+                ],
+                rows,
+            )
+        }
         SystemTable::LiveQueries => table(
             &[
                 ("live_id", DataType::Utf8),

@@ -1,0 +1,338 @@
+//! Flush: move a table's hot rows to Parquet, one file per partition.
+//!
+//! Per partition, under the table's write lock (writers wait, readers do not):
+//! 1. decode the partition's hot rows (tombstones included) into one Arrow batch;
+//! 2. write it under a temporary name, fsync, rename (`flush:after_write`, `flush:after_rename`);
+//! 3. commit ONE RocksDB batch: the manifest entry, a primary-key index entry per row, and the
+//!    deletion of exactly those hot rows (`flush:after_commit`).
+//!
+//! A crash before 3 leaves a file no manifest names: never read, deleted at start-up by
+//! [`remove_orphan_files`]. A crash after 3 leaves a complete flush. Readers use one RocksDB
+//! snapshot for hot rows + manifest, so they see each partition before or after, never both.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use datafusion::arrow::array::{ArrayRef, BinaryArray, RecordBatch};
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::{Field, Schema};
+
+use crate::catalog::{DELETED, SEQ, TableDef};
+use crate::engine::Core;
+use crate::error::{Error, Result};
+use crate::storage::cold::{self, ColdLoc, FileEntry};
+use crate::storage::{Batch, CF_META, CF_ROWS, codec, keys};
+use crate::tables::decode_hot;
+
+/// What one flush did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FlushStats {
+    /// Rows written to Parquet (tombstones included).
+    pub rows: u64,
+    /// Files written.
+    pub files: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// True if `KILL JOB` stopped it between partitions.
+    pub cancelled: bool,
+}
+
+/// The directory (relative to the storage base) of one partition's files (SPEC section 5):
+/// `LOCATION` with `${user_id}` substituted, else `<ns>/<table>/<user_id>/` or `<ns>/<table>/`.
+pub fn partition_dir(def: &TableDef, partition: &str) -> String {
+    crate::tables::system::storage_location(def)
+        .replace("${user_id}", partition)
+        .trim_start_matches('/')
+        .to_string()
+}
+
+/// Flushes every partition of `def` with hot rows.
+///
+/// # Errors
+/// Storage or Parquet failures; partitions committed before the failure stay flushed.
+pub async fn flush_table(
+    core: &Arc<Core>,
+    def: &TableDef,
+    cancel: &AtomicBool,
+) -> Result<FlushStats> {
+    let lock = core.table_lock(def.id);
+    let _guard = lock.lock().await;
+    // The definition may have changed (ALTER) or vanished (DROP) while the job was queued.
+    let Some(def) = core
+        .catalog
+        .table(&def.namespace, &def.name)
+        .filter(|t| t.id == def.id)
+    else {
+        return Err(Error::Execution(format!(
+            "table '{}' was dropped",
+            def.qualified()
+        )));
+    };
+    let full = def.arrow_schema(true);
+    let ncols = def.columns.len();
+    // user columns, _seq, _deleted
+    let mut columns: Vec<usize> = (0..ncols).collect();
+    columns.push(full.index_of(SEQ)?);
+    columns.push(full.index_of(DELETED)?);
+    let (table_prefix, _) = keys::table_range(def.id);
+    let hot = {
+        let view = core.store.view();
+        decode_hot(&def, &view, &table_prefix, &columns, true)?
+    };
+    let mut stats = FlushStats::default();
+    if hot.keys.is_empty() {
+        return Ok(stats);
+    }
+    let projected = Arc::new(full.project(&columns)?);
+    let all = concat_batches(&projected, &hot.batches)?;
+    let mut file_fields: Vec<Field> = def
+        .columns
+        .iter()
+        .map(|c| Field::new(format!("c{}", c.id), c.sql_type.arrow_type(), true))
+        .collect();
+    file_fields.push(Field::new(
+        SEQ,
+        datafusion::arrow::datatypes::DataType::Int64,
+        false,
+    ));
+    file_fields.push(Field::new(
+        DELETED,
+        datafusion::arrow::datatypes::DataType::Boolean,
+        false,
+    ));
+    file_fields.push(Field::new(
+        cold::KEY_COLUMN,
+        datafusion::arrow::datatypes::DataType::Binary,
+        false,
+    ));
+    let file_schema = Arc::new(Schema::new(file_fields));
+
+    let mut start = 0usize;
+    while start < hot.keys.len() {
+        if cancel.load(Ordering::SeqCst) {
+            stats.cancelled = true;
+            break;
+        }
+        let (partition, _) = keys::split_partition(&hot.keys[start])
+            .ok_or_else(|| Error::Internal("malformed row key".into()))?;
+        let partition = partition.to_string();
+        let prefix = keys::partition_prefix(def.id, &partition);
+        let mut end = start;
+        while end < hot.keys.len() && hot.keys[end].starts_with(&prefix) {
+            end += 1;
+        }
+        let slice = all.slice(start, end - start);
+        let suffixes: BinaryArray = hot.keys[start..end]
+            .iter()
+            .map(|k| Some(&k[prefix.len()..]))
+            .collect();
+        let mut arrays: Vec<ArrayRef> = slice.columns().to_vec();
+        arrays.push(Arc::new(suffixes));
+        let batch = RecordBatch::try_new(file_schema.clone(), arrays)?;
+        let seqs = slice
+            .column(ncols)
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::Int64Array>()
+            .ok_or_else(|| Error::Internal("bad _seq column".into()))?
+            .clone();
+        let dels = slice
+            .column(ncols + 1)
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::BooleanArray>()
+            .ok_or_else(|| Error::Internal("bad _deleted column".into()))?
+            .clone();
+
+        let file_id = crate::ids::next_seq();
+        let (path, bytes) = core
+            .cold
+            .write_file(&partition_dir(&def, &partition), file_id, &batch)
+            .await?;
+        let entry = FileEntry {
+            file_id,
+            partition: partition.clone(),
+            path,
+            rows: (end - start) as u64,
+            tombstones: dels.true_count() as u64,
+            bytes,
+            min_seq: seqs.values().iter().copied().min().unwrap_or(0) as u64,
+            max_seq: seqs.values().iter().copied().max().unwrap_or(0) as u64,
+            schema_version: def.schema_version,
+            created_at: crate::ids::seq_millis(file_id),
+        };
+        let mut b = Batch::default();
+        b.put(
+            &core.store,
+            CF_META,
+            &cold::manifest_key(def.id, file_id),
+            &serde_json::to_vec(&entry)?,
+        );
+        for (row, key) in hot.keys[start..end].iter().enumerate() {
+            let loc = ColdLoc {
+                file_id,
+                row: row as u32,
+                deleted: dels.value(row),
+                seq: seqs.value(row) as u64,
+            };
+            b.put(&core.store, CF_META, &cold::pkidx_key(key), &loc.encode());
+            b.delete(&core.store, CF_ROWS, key);
+        }
+        core.record_seq(&mut b, file_id);
+        core.store.write(b)?;
+        cold::failpoint("flush:after_commit");
+        stats.rows += entry.rows;
+        stats.files += 1;
+        stats.bytes += bytes;
+        start = end;
+    }
+    Ok(stats)
+}
+
+/// Deletes files under the storage base that no manifest names (left by a crash mid-flush or
+/// mid-DROP). Returns how many were removed. Runs at server start-up.
+pub async fn remove_orphan_files(core: &Core) -> Result<usize> {
+    let mut live = std::collections::HashSet::new();
+    for t in core.catalog.tables(None) {
+        let view = core.store.view();
+        for f in cold::manifest(&view, t.id, None)? {
+            live.insert(f.path);
+        }
+    }
+    let mut removed = 0;
+    for (path, _) in core.cold.list().await? {
+        if !live.contains(&path) {
+            core.cold.delete(&path).await?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Cold-tier statistics of a table (or one partition): `(live cold rows, files, bytes, last flush ms)`.
+pub fn cold_stats(
+    core: &Core,
+    def: &TableDef,
+    partition: Option<&str>,
+) -> Result<(u64, u64, u64, Option<i64>)> {
+    let view = core.store.view();
+    let files = cold::manifest(&view, def.id, partition)?;
+    let prefix = match partition {
+        Some(p) => cold::pkidx_key(&keys::partition_prefix(def.id, p)),
+        None => cold::pkidx_key(&keys::table_range(def.id).0),
+    };
+    let mut live = 0u64;
+    let mut bad = None;
+    view.for_each_prefix(CF_META, &prefix, |_, v| {
+        match ColdLoc::decode(v) {
+            Ok(l) if !l.deleted => live += 1,
+            Ok(_) => {}
+            Err(e) => {
+                bad = Some(e);
+                return false;
+            }
+        }
+        true
+    })?;
+    if let Some(e) = bad {
+        return Err(e);
+    }
+    let bytes = files.iter().map(|f| f.bytes).sum();
+    let last = files.iter().map(|f| f.created_at).max();
+    Ok((live, files.len() as u64, bytes, last))
+}
+
+/// True when a flush policy of `def` is due as of `now_ms`: some partition holds at least
+/// `rows` hot rows, or a hot row is older than `interval_secs`.
+pub fn flush_due(core: &Core, def: &TableDef, now_ms: i64) -> Result<bool> {
+    let (prefix, _) = keys::table_range(def.id);
+    let cutoff = def
+        .flush_policy
+        .interval_secs
+        .map(|s| now_ms - s as i64 * 1000);
+    let limit = def.flush_policy.rows;
+    let mut due = false;
+    let mut current: Vec<u8> = Vec::new();
+    let mut count = 0u64;
+    let mut bad = None;
+    core.store.for_each_prefix(CF_ROWS, &prefix, |k, v| {
+        if let Some((p, _)) = keys::split_partition(k)
+            && p.as_bytes() != current.as_slice()
+        {
+            current = p.as_bytes().to_vec();
+            count = 0;
+        }
+        count += 1;
+        if limit.is_some_and(|n| count >= n) {
+            due = true;
+            return false;
+        }
+        if let Some(c) = cutoff {
+            match codec::decode_header(v) {
+                Ok(h) if crate::ids::seq_millis(h.seq) <= c => {
+                    due = true;
+                    return false;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    bad = Some(e);
+                    return false;
+                }
+            }
+        }
+        true
+    })?;
+    bad.map_or(Ok(due), Err)
+}
+
+/// Purges tombstones older than the table's DELETED_RETENTION as of `now_ms`, hot and cold.
+/// Returns how many were purged.
+pub async fn purge_tombstones(core: &Core, def: &TableDef, now_ms: i64) -> Result<u64> {
+    let Some(retention) = def.deleted_retention_secs else {
+        return Ok(0);
+    };
+    let cutoff = ((now_ms - retention as i64 * 1000).max(0) as u64) << crate::ids::COUNTER_BITS;
+    let lock = core.table_lock(def.id);
+    let _guard = lock.lock().await;
+    let mut b = Batch::default();
+    let mut purged = 0u64;
+    let (prefix, _) = keys::table_range(def.id);
+    let mut bad = None;
+    core.store.for_each_prefix(CF_ROWS, &prefix, |k, v| {
+        match codec::decode_header(v) {
+            Ok(h) if h.deleted && h.seq < cutoff => {
+                b.delete(&core.store, CF_ROWS, k);
+                purged += 1;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                bad = Some(e);
+                return false;
+            }
+        }
+        true
+    })?;
+    let mut dv: std::collections::HashMap<u64, Vec<u32>> = std::collections::HashMap::new();
+    core.store
+        .for_each_prefix(CF_META, &cold::pkidx_key(&prefix), |k, v| {
+            match ColdLoc::decode(v) {
+                Ok(l) if l.deleted && l.seq < cutoff => {
+                    dv.entry(l.file_id).or_default().push(l.row);
+                    b.delete(&core.store, CF_META, k);
+                    purged += 1;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    bad = Some(e);
+                    return false;
+                }
+            }
+            true
+        })?;
+    if let Some(e) = bad {
+        return Err(e);
+    }
+    for (file_id, rows) in dv {
+        cold::extend_deletion_vector(&mut b, &core.store, def.id, file_id, &rows)?;
+    }
+    core.store.write(b)?;
+    Ok(purged)
+}

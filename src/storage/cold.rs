@@ -1,0 +1,391 @@
+//! The cold tier: Parquet files through `object_store`, the manifest that makes a file live,
+//! the primary-key index and per-file deletion vectors (SPEC section 5, DESIGN.md performance notes).
+//!
+//! Invariant: every row identity (the row key) lives in exactly one place — the hot tier, or
+//! one live row of one cold file. A flush moves rows hot → cold and records each in the
+//! primary-key index (`pkidx`); any later write of that key adds the cold row to its file's
+//! deletion vector (`dv`) and drops the index entry, in the same `WriteBatch` as the hot write.
+//! Scans therefore read hot rows plus cold rows minus deletion vectors, with no dedup.
+//!
+//! `meta` column family records (binary keys):
+//! - `manifest/<table_id BE><file_id BE>` → [`FileEntry`] (JSON): the file is live.
+//! - `pkidx/<full row key>` → [`ColdLoc`] (21 bytes): where the key's cold version is.
+//! - `dv/<table_id BE><file_id BE>` → sorted `u32` LE row numbers that are superseded.
+//!
+//! File layout per file: user columns named `c<column id>` (so renames need no rewrite),
+//! then `_seq` (Int64), `_deleted` (Boolean), `_key` (Binary: the row key after the partition).
+//! zstd compression, page statistics on.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::ProjectionMask;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::storage::{Batch, CF_META, Store, View};
+
+/// Column name of the row key in cold files.
+pub const KEY_COLUMN: &str = "_key";
+
+/// One live Parquet file of a table partition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Unique id (a `_seq` value), also the file name.
+    pub file_id: u64,
+    /// The partition (user id, or empty for SHARED tables).
+    pub partition: String,
+    /// Object path relative to the storage base.
+    pub path: String,
+    /// Rows in the file (tombstones included).
+    pub rows: u64,
+    /// Tombstone rows in the file.
+    pub tombstones: u64,
+    /// File size in bytes.
+    pub bytes: u64,
+    /// Smallest `_seq` in the file.
+    pub min_seq: u64,
+    /// Largest `_seq` in the file.
+    pub max_seq: u64,
+    /// Table schema version at flush time.
+    pub schema_version: u32,
+    /// When the flush committed, ms since the Unix epoch.
+    pub created_at: i64,
+}
+
+/// Where the cold version of a row key lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ColdLoc {
+    /// File id.
+    pub file_id: u64,
+    /// Row number in the file.
+    pub row: u32,
+    /// True if that version is a tombstone.
+    pub deleted: bool,
+    /// Its `_seq`.
+    pub seq: u64,
+}
+
+impl ColdLoc {
+    /// 21-byte encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(21);
+        v.extend_from_slice(&self.file_id.to_le_bytes());
+        v.extend_from_slice(&self.row.to_le_bytes());
+        v.push(u8::from(self.deleted));
+        v.extend_from_slice(&self.seq.to_le_bytes());
+        v
+    }
+
+    /// Decodes [`ColdLoc::encode`].
+    ///
+    /// # Errors
+    /// [`Error::Internal`] for a malformed value.
+    pub fn decode(v: &[u8]) -> Result<ColdLoc> {
+        let bad = || Error::Internal("corrupt primary-key index entry".into());
+        if v.len() != 21 {
+            return Err(bad());
+        }
+        Ok(ColdLoc {
+            file_id: u64::from_le_bytes(v[0..8].try_into().map_err(|_| bad())?),
+            row: u32::from_le_bytes(v[8..12].try_into().map_err(|_| bad())?),
+            deleted: v[12] == 1,
+            seq: u64::from_le_bytes(v[13..21].try_into().map_err(|_| bad())?),
+        })
+    }
+}
+
+fn tid_key(prefix: &[u8], table_id: u64) -> Vec<u8> {
+    let mut k = prefix.to_vec();
+    k.extend_from_slice(&table_id.to_be_bytes());
+    k
+}
+
+/// `manifest/<table_id>`: prefix of a table's manifest.
+pub fn manifest_prefix(table_id: u64) -> Vec<u8> {
+    tid_key(b"manifest/", table_id)
+}
+
+/// `manifest/<table_id><file_id>`.
+pub fn manifest_key(table_id: u64, file_id: u64) -> Vec<u8> {
+    let mut k = manifest_prefix(table_id);
+    k.extend_from_slice(&file_id.to_be_bytes());
+    k
+}
+
+/// `pkidx/<row key>`.
+pub fn pkidx_key(row_key: &[u8]) -> Vec<u8> {
+    let mut k = b"pkidx/".to_vec();
+    k.extend_from_slice(row_key);
+    k
+}
+
+/// `dv/<table_id><file_id>`.
+pub fn dv_key(table_id: u64, file_id: u64) -> Vec<u8> {
+    let mut k = tid_key(b"dv/", table_id);
+    k.extend_from_slice(&file_id.to_be_bytes());
+    k
+}
+
+/// Adds every cold record of `table_id` (manifest, index, deletion vectors) to a range delete.
+pub fn delete_table_records(b: &mut Batch, store: &Store, table_id: u64) {
+    for p in [&b"manifest/"[..], b"pkidx/", b"dv/"] {
+        b.delete_range(
+            store,
+            CF_META,
+            &tid_key(p, table_id),
+            &tid_key(p, table_id + 1),
+        );
+    }
+}
+
+/// The live files of a table (all partitions, or one), as of `view`.
+pub fn manifest(view: &View<'_>, table_id: u64, partition: Option<&str>) -> Result<Vec<FileEntry>> {
+    let mut out = Vec::new();
+    let mut bad = None;
+    view.for_each_prefix(CF_META, &manifest_prefix(table_id), |_, v| {
+        match serde_json::from_slice::<FileEntry>(v) {
+            Ok(f) if partition.is_none_or(|p| p == f.partition) => out.push(f),
+            Ok(_) => {}
+            Err(e) => {
+                bad = Some(Error::from(e));
+                return false;
+            }
+        }
+        true
+    })?;
+    bad.map_or(Ok(out), Err)
+}
+
+/// The deletion vector of one file, sorted.
+pub fn deletion_vector(view: &View<'_>, table_id: u64, file_id: u64) -> Result<Vec<u32>> {
+    Ok(view
+        .get(CF_META, &dv_key(table_id, file_id))?
+        .map(|v| decode_dv(&v))
+        .unwrap_or_default())
+}
+
+fn decode_dv(v: &[u8]) -> Vec<u32> {
+    v.chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// Merges `rows` into a file's deletion vector (read from `store`, written into `b`).
+pub fn extend_deletion_vector(
+    b: &mut Batch,
+    store: &Store,
+    table_id: u64,
+    file_id: u64,
+    rows: &[u32],
+) -> Result<()> {
+    let key = dv_key(table_id, file_id);
+    let mut dv = store
+        .get(CF_META, &key)?
+        .map(|v| decode_dv(&v))
+        .unwrap_or_default();
+    dv.extend_from_slice(rows);
+    dv.sort_unstable();
+    dv.dedup();
+    let bytes: Vec<u8> = dv.iter().flat_map(|r| r.to_le_bytes()).collect();
+    b.put(store, CF_META, &key, &bytes);
+    Ok(())
+}
+
+/// Crash-test hook: when `KALAMDB_FAILPOINT` equals `name`, the process aborts right here
+/// (as a `kill -9` would stop it). Used by `tests/flush_crash.rs`.
+pub fn failpoint(name: &str) {
+    if std::env::var("KALAMDB_FAILPOINT").is_ok_and(|v| v == name) {
+        eprintln!("failpoint {name}: aborting");
+        std::process::abort();
+    }
+}
+
+/// Parquet files under the storage base, through `object_store`.
+#[derive(Debug, Clone)]
+pub struct ColdStore {
+    store: Arc<dyn ObjectStore>,
+    base: PathBuf,
+}
+
+fn os_err(e: object_store::Error) -> Error {
+    Error::Internal(format!("object store error: {e}"))
+}
+
+/// Name prefix of files being written; never live, removed at start-up.
+pub const TEMP_PREFIX: &str = ".tmp-";
+
+impl ColdStore {
+    /// A local filesystem store rooted at `base` (created if missing).
+    pub fn local(base: &Path) -> Result<ColdStore> {
+        std::fs::create_dir_all(base)?;
+        let store = LocalFileSystem::new_with_prefix(base).map_err(os_err)?;
+        Ok(ColdStore {
+            store: Arc::new(store),
+            base: base.to_path_buf(),
+        })
+    }
+
+    /// The storage base directory.
+    pub fn base(&self) -> &Path {
+        &self.base
+    }
+
+    /// Writes `batch` as zstd Parquet to `dir/<file_id>.parquet`: first under a temporary
+    /// name, fsynced, then renamed. Returns the object path and size in bytes.
+    pub async fn write_file(
+        &self,
+        dir: &str,
+        file_id: u64,
+        batch: &RecordBatch,
+    ) -> Result<(String, u64)> {
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .build();
+        let mut buf = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props))
+            .map_err(|e| Error::Internal(format!("parquet writer: {e}")))?;
+        writer
+            .write(batch)
+            .map_err(|e| Error::Internal(format!("parquet write: {e}")))?;
+        writer
+            .close()
+            .map_err(|e| Error::Internal(format!("parquet close: {e}")))?;
+        let bytes = buf.len() as u64;
+        let dir = dir.trim_matches('/');
+        let tmp = format!("{dir}/{TEMP_PREFIX}{file_id}.parquet");
+        let fin = format!("{dir}/{file_id}.parquet");
+        self.store
+            .put(&ObjPath::from(tmp.as_str()), PutPayload::from(buf))
+            .await
+            .map_err(os_err)?;
+        // object_store does not fsync; on the local backend make the bytes durable ourselves.
+        std::fs::File::open(self.base.join(&tmp))?.sync_all()?;
+        failpoint("flush:after_write");
+        self.store
+            .rename(&ObjPath::from(tmp.as_str()), &ObjPath::from(fin.as_str()))
+            .await
+            .map_err(os_err)?;
+        if let Some(parent) = self.base.join(&fin).parent() {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
+        failpoint("flush:after_rename");
+        Ok((fin, bytes))
+    }
+
+    /// Reads a file's bytes.
+    pub async fn read(&self, path: &str) -> Result<bytes::Bytes> {
+        self.store
+            .get(&ObjPath::from(path))
+            .await
+            .map_err(os_err)?
+            .bytes()
+            .await
+            .map_err(os_err)
+    }
+
+    /// Deletes a file (missing files are not an error).
+    pub async fn delete(&self, path: &str) -> Result<()> {
+        match self.store.delete(&ObjPath::from(path)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(os_err(e)),
+        }
+    }
+
+    /// Every object under the base: `(path, size)`.
+    pub async fn list(&self) -> Result<Vec<(String, u64)>> {
+        let metas: Vec<_> = self.store.list(None).try_collect().await.map_err(os_err)?;
+        Ok(metas
+            .into_iter()
+            .map(|m| (m.location.to_string(), m.size))
+            .collect())
+    }
+}
+
+/// Decodes a Parquet file, reading only the named columns that exist in it.
+///
+/// Returns the batches and, per requested name, its index in the batches (None if absent).
+pub fn decode(
+    bytes: bytes::Bytes,
+    names: &[&str],
+) -> Result<(Vec<RecordBatch>, Vec<Option<usize>>)> {
+    let pq = |e: datafusion::parquet::errors::ParquetError| {
+        Error::Internal(format!("parquet read: {e}"))
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(pq)?;
+    let file_schema = builder.schema().clone();
+    let mut roots: Vec<usize> = names
+        .iter()
+        .filter_map(|n| file_schema.index_of(n).ok())
+        .collect();
+    roots.sort_unstable();
+    roots.dedup();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots.clone());
+    let reader = builder.with_projection(mask).build().map_err(pq)?;
+    let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
+    let positions = names
+        .iter()
+        .map(|n| {
+            file_schema
+                .index_of(n)
+                .ok()
+                .and_then(|i| roots.iter().position(|r| *r == i))
+        })
+        .collect();
+    Ok((batches, positions))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cold_locations_round_trip() {
+        let l = ColdLoc {
+            file_id: 7,
+            row: 3,
+            deleted: true,
+            seq: 99,
+        };
+        assert_eq!(ColdLoc::decode(&l.encode()).unwrap(), l);
+        assert!(ColdLoc::decode(&[1, 2]).is_err());
+    }
+
+    #[tokio::test]
+    async fn files_are_renamed_into_place_and_decode_by_name() {
+        use datafusion::arrow::array::{Int64Array, StringArray};
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        let dir = tempfile::tempdir().unwrap();
+        let cold = ColdStore::local(dir.path()).unwrap();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("c1", DataType::Int64, true),
+            Field::new("c2", DataType::Utf8, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(vec![1, 2])),
+                Arc::new(StringArray::from(vec!["a", "b"])),
+            ],
+        )
+        .unwrap();
+        let (path, bytes) = cold.write_file("ns/t/u1/", 42, &batch).await.unwrap();
+        assert_eq!(path, "ns/t/u1/42.parquet");
+        let listed = cold.list().await.unwrap();
+        assert_eq!(listed, vec![(path.clone(), bytes)]);
+        let (batches, pos) = decode(cold.read(&path).await.unwrap(), &["c2", "c9"]).unwrap();
+        assert_eq!(pos, vec![Some(0), None]);
+        assert_eq!(batches[0].num_rows(), 2);
+        assert_eq!(batches[0].num_columns(), 1);
+    }
+}
