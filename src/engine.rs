@@ -590,15 +590,22 @@ impl Engine {
                 let ns = resolve_namespace(&name, session)?;
                 let t = core.catalog.require_table(&ns, &name.name)?;
                 let hot_rows = self.count_hot_rows(&t, session)?;
+                let own = (t.table_type.is_partitioned() && session.role < Role::Dba)
+                    .then_some(session.user_id.as_str());
+                let (cold_rows, files, bytes, last) =
+                    crate::jobs::flush::cold_stats(core, &t, own)?;
+                let last = last
+                    .and_then(chrono::DateTime::from_timestamp_millis)
+                    .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
                 let stat = |k: &str, v: Option<String>| {
                     vec![ScalarValue::Utf8(Some(k.into())), ScalarValue::Utf8(v)]
                 };
                 let rows = vec![
                     stat("hot_rows", Some(hot_rows.to_string())),
-                    stat("cold_rows", Some("0".into())),
-                    stat("parquet_files", Some("0".into())),
-                    stat("storage_bytes", Some("0".into())),
-                    stat("last_flushed_at", None),
+                    stat("cold_rows", Some(cold_rows.to_string())),
+                    stat("parquet_files", Some(files.to_string())),
+                    stat("storage_bytes", Some(bytes.to_string())),
+                    stat("last_flushed_at", last),
                     stat("schema_version", Some(t.schema_version.to_string())),
                 ];
                 QueryResult::rows(
