@@ -158,6 +158,12 @@ pub async fn flush_table(
             max_seq: seqs.values().iter().copied().max().unwrap_or(0) as u64,
             schema_version: def.schema_version,
             created_at: crate::ids::seq_millis(file_id),
+            column_stats: def
+                .columns
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| cold::min_max_text(slice.column(i)).map(|mm| (c.id, mm)))
+                .collect(),
         };
         let mut b = Batch::default();
         b.put(

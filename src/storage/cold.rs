@@ -60,6 +60,28 @@ pub struct FileEntry {
     pub schema_version: u32,
     /// When the flush committed, ms since the Unix epoch.
     pub created_at: i64,
+    /// Per user column id: `(min, max)` as text (for pruning; absent when all NULL).
+    #[serde(default)]
+    pub column_stats: std::collections::BTreeMap<u32, (String, String)>,
+}
+
+/// `(min, max)` of an array as text, or None if it has no non-NULL value or no ordering.
+pub fn min_max_text(array: &datafusion::arrow::array::ArrayRef) -> Option<(String, String)> {
+    use datafusion::functions_aggregate::min_max::{MaxAccumulator, MinAccumulator};
+    use datafusion::logical_expr::Accumulator;
+    let dt = array.data_type();
+    if matches!(dt, datafusion::arrow::datatypes::DataType::Binary) {
+        return None;
+    }
+    let mut min = MinAccumulator::try_new(dt).ok()?;
+    let mut max = MaxAccumulator::try_new(dt).ok()?;
+    min.update_batch(std::slice::from_ref(array)).ok()?;
+    max.update_batch(std::slice::from_ref(array)).ok()?;
+    let (lo, hi) = (min.evaluate().ok()?, max.evaluate().ok()?);
+    if lo.is_null() || hi.is_null() {
+        return None;
+    }
+    Some((lo.to_string(), hi.to_string()))
 }
 
 /// Where the cold version of a row key lives.

@@ -27,6 +27,7 @@ use datafusion::arrow::datatypes::Int64Type;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::catalog::Session as DfSession;
+use datafusion::common::pruning::PruningStatistics;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, Result as DfResult};
 use datafusion::datasource::memory::MemorySourceConfig;
@@ -35,7 +36,9 @@ use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_optimizer::pruning::{PruningPredicate, PruningPredicateBuilder};
 use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::scalar::ScalarValue;
 use futures::future::BoxFuture;
 
 use crate::catalog::{ColumnDef, DELETED, SEQ, SqlType, TableDef, TableType, UPDATED};
@@ -132,14 +135,28 @@ impl KalamTable {
     /// `columns` (indices into the full user+system schema): hot rows, then every live cold
     /// file of the partition minus its deletion vector. Hot rows, manifest and deletion vectors
     /// come from one RocksDB snapshot, so a concurrent flush is seen entirely or not at all.
-    async fn read(&self, columns: &[usize], include_deleted: bool) -> Result<PartitionRows> {
+    async fn read(
+        &self,
+        columns: &[usize],
+        include_deleted: bool,
+        pruning: Option<&PruningPredicate>,
+    ) -> Result<PartitionRows> {
         let prefix = self.prefix();
         let (mut out, files) = {
             let view = self.core.store.view();
             let hot = decode_hot(&self.def, &view, &prefix, columns, include_deleted)?;
             let mut files = Vec::new();
             if self.def.table_type != TableType::Stream {
-                for f in cold::manifest(&view, self.def.id, Some(self.partition()))? {
+                let mut entries = cold::manifest(&view, self.def.id, Some(self.partition()))?;
+                if let Some(p) = pruning {
+                    let keep = p.prune(&FileStatistics {
+                        def: &self.def,
+                        files: &entries,
+                    })?;
+                    let mut keep = keep.into_iter();
+                    entries.retain(|_| keep.next().unwrap_or(true));
+                }
+                for f in entries {
                     let dv = cold::deletion_vector(&view, self.def.id, f.file_id)?;
                     files.push((f, dv));
                 }
@@ -244,6 +261,28 @@ impl KalamTable {
             }
         }
         Ok(())
+    }
+
+    /// A predicate over file statistics built from the scan's pushed-down filters (None when
+    /// no filter can prune). Files it proves cannot match are never fetched.
+    fn pruning_predicate(
+        &self,
+        state: &dyn DfSession,
+        filters: &[Expr],
+    ) -> Option<Arc<PruningPredicate>> {
+        let full = self.def.arrow_schema(true);
+        let df_schema = DFSchema::try_from(full.as_ref().clone()).ok()?;
+        let usable: Vec<Expr> = filters
+            .iter()
+            .filter(|f| reject_subqueries(f).is_ok())
+            .filter_map(|f| strip_qualifiers(f.clone()).ok())
+            .collect();
+        let expr = state
+            .create_physical_expr(conjunction(usable)?, &df_schema)
+            .ok()?;
+        PruningPredicateBuilder::new()
+            .with_file_schema(full)
+            .build(expr)
     }
 
     /// True if `key` has a live (not deleted) version in the hot or the cold tier.
@@ -484,7 +523,7 @@ impl KalamTable {
         let lock = self.core.table_lock(self.def.id);
         let _guard = lock.lock().await;
         let all: Vec<usize> = (0..self.def.arrow_schema(true).fields().len()).collect();
-        let rows = self.read(&all, false).await?;
+        let rows = self.read(&all, false, None).await?;
         let pk_pos = self.def.columns.iter().position(|c| c.primary_key);
         let mut wb = Batch::default();
         let mut dv = HashMap::new();
@@ -554,7 +593,7 @@ impl KalamTable {
         let lock = self.core.table_lock(self.def.id);
         let _guard = lock.lock().await;
         let all: Vec<usize> = (0..self.def.arrow_schema(true).fields().len()).collect();
-        let rows = self.read(&all, false).await?;
+        let rows = self.read(&all, false, None).await?;
         let mut wb = Batch::default();
         let mut dv = HashMap::new();
         let mut buf = Vec::new();
@@ -718,6 +757,68 @@ pub(crate) fn decode_hot(
     Ok(out)
 }
 
+/// Per-file min/max for [`PruningPredicate`]: `_seq` from the manifest's seq range, user
+/// columns from the manifest's column statistics (one "container" per file).
+struct FileStatistics<'a> {
+    def: &'a TableDef,
+    files: &'a [cold::FileEntry],
+}
+
+impl FileStatistics<'_> {
+    fn values(&self, column: &datafusion::common::Column, max: bool) -> Option<ArrayRef> {
+        if column.name == SEQ {
+            let v = self
+                .files
+                .iter()
+                .map(|f| if max { f.max_seq } else { f.min_seq } as i64);
+            return Some(Arc::new(
+                datafusion::arrow::array::Int64Array::from_iter_values(v),
+            ));
+        }
+        let c = self.def.column(&column.name)?;
+        let dt = c.sql_type.arrow_type();
+        let scalars = self.files.iter().map(|f| {
+            f.column_stats
+                .get(&c.id)
+                .and_then(|(lo, hi)| {
+                    ScalarValue::try_from_string(if max { hi } else { lo }.clone(), &dt).ok()
+                })
+                .unwrap_or(ScalarValue::try_from(&dt).unwrap_or(ScalarValue::Null))
+        });
+        ScalarValue::iter_to_array(scalars).ok()
+    }
+}
+
+impl PruningStatistics for FileStatistics<'_> {
+    fn min_values(&self, column: &datafusion::common::Column) -> Option<ArrayRef> {
+        self.values(column, false)
+    }
+
+    fn max_values(&self, column: &datafusion::common::Column) -> Option<ArrayRef> {
+        self.values(column, true)
+    }
+
+    fn num_containers(&self) -> usize {
+        self.files.len()
+    }
+
+    fn null_counts(&self, _column: &datafusion::common::Column) -> Option<ArrayRef> {
+        None
+    }
+
+    fn row_counts(&self) -> Option<ArrayRef> {
+        None
+    }
+
+    fn contained(
+        &self,
+        _column: &datafusion::common::Column,
+        _values: &std::collections::HashSet<ScalarValue>,
+    ) -> Option<BooleanArray> {
+        None
+    }
+}
+
 /// Encodes a scalar as a cell payload (for DEFAULTs of columns added after a row was written).
 fn scalar_payload(s: &datafusion::scalar::ScalarValue) -> Result<Vec<u8>> {
     let array = s.to_array()?;
@@ -800,7 +901,7 @@ impl TableProvider for KalamTable {
 
     async fn scan(
         &self,
-        _state: &dyn DfSession,
+        state: &dyn DfSession,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         _limit: Option<usize>,
@@ -810,7 +911,11 @@ impl TableProvider for KalamTable {
             None => (0..self.schema.fields().len()).collect(),
         };
         let include_deleted = self.with_system && mentions_deleted(filters);
-        let rows = self.read(&columns, include_deleted).await.map_err(df_err)?;
+        let pruning = self.pruning_predicate(state, filters);
+        let rows = self
+            .read(&columns, include_deleted, pruning.as_deref())
+            .await
+            .map_err(df_err)?;
         let schema = Arc::new(self.schema.project(&columns)?);
         let exec = MemorySourceConfig::try_new_exec(&[rows.batches], schema, None)?;
         Ok(exec)
