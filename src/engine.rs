@@ -57,6 +57,9 @@ pub struct Core {
     pub(crate) cold: ColdStore,
     /// Background jobs (`system.jobs`).
     pub(crate) jobs: Jobs,
+    /// Hot rows inserted per (table id, partition) since its last flush, for the ROWS policy;
+    /// counted from storage on first use after start-up.
+    pub(crate) hot_counts: Mutex<HashMap<(u64, String), u64>>,
     locks: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -206,6 +209,7 @@ impl Engine {
             created_at,
             cold,
             jobs,
+            hot_counts: Mutex::default(),
             locks: Mutex::default(),
         });
         let session_config = SessionConfig::new()
@@ -715,7 +719,8 @@ impl Engine {
                     )));
                 }
                 let q = t.qualified();
-                let (id, existing) = crate::jobs::start_flush(&self.core, t, &session.user_id)?;
+                let (id, existing) =
+                    crate::jobs::start_flush(&self.core, t, None, &session.user_id)?;
                 Ok(QueryResult::message(
                     if existing {
                         format!("Flush already in progress for table '{q}'. Job ID: {id}")
@@ -733,7 +738,9 @@ impl Engine {
                 let mut ids = Vec::new();
                 for t in core.catalog.tables(ns.as_deref()) {
                     if t.table_type != TableType::Stream {
-                        ids.push(crate::jobs::start_flush(&self.core, t, &session.user_id)?.0);
+                        ids.push(
+                            crate::jobs::start_flush(&self.core, t, None, &session.user_id)?.0,
+                        );
                     }
                 }
                 Ok(QueryResult::message(
@@ -927,7 +934,7 @@ impl Engine {
                 continue;
             }
             if crate::jobs::flush::flush_due(&self.core, &t, now_ms)? {
-                crate::jobs::start_flush(&self.core, t.clone(), crate::auth::ROOT_USER)?;
+                crate::jobs::start_flush(&self.core, t.clone(), None, crate::auth::ROOT_USER)?;
             }
             let purged = crate::jobs::flush::purge_tombstones(&self.core, &t, now_ms).await?;
             if purged > 0 {

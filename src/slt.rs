@@ -159,8 +159,8 @@ impl KalamSlt {
         })
     }
 
-    /// After a FLUSH, waits (polling, 30 s deadline) until no job is queued or running, so
-    /// the next record sees the flush's outcome in every mode.
+    /// After each statement, waits (polling, 30 s deadline) until no job is queued or running,
+    /// so the next record sees a flush's outcome in every mode.
     async fn wait_for_jobs(&mut self) -> Result<()> {
         let timeout = Duration::from_secs(30);
         match &mut self.backend {
@@ -193,8 +193,8 @@ impl KalamSlt {
 
     async fn run_sql(&mut self, sql: &str) -> Result<Option<SltRows>> {
         let result = self.run_sql_once(sql).await;
-        let upper = sql.to_ascii_uppercase();
-        if result.is_ok() && (upper.contains("FLUSH ") || upper.contains("KILL JOB")) {
+        if result.is_ok() {
+            // Statements may queue flushes (FLUSH, or an INSERT reaching a ROWS policy).
             self.wait_for_jobs().await?;
         }
         result

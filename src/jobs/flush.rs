@@ -46,13 +46,14 @@ pub fn partition_dir(def: &TableDef, partition: &str) -> String {
         .to_string()
 }
 
-/// Flushes every partition of `def` with hot rows.
+/// Flushes every partition of `def` with hot rows (or just `only`).
 ///
 /// # Errors
 /// Storage or Parquet failures; partitions committed before the failure stay flushed.
 pub async fn flush_table(
     core: &Arc<Core>,
     def: &TableDef,
+    only: Option<&str>,
     cancel: &AtomicBool,
 ) -> Result<FlushStats> {
     let lock = core.table_lock(def.id);
@@ -74,10 +75,13 @@ pub async fn flush_table(
     let mut columns: Vec<usize> = (0..ncols).collect();
     columns.push(full.index_of(SEQ)?);
     columns.push(full.index_of(DELETED)?);
-    let (table_prefix, _) = keys::table_range(def.id);
+    let scan_prefix = match only {
+        Some(p) => keys::partition_prefix(def.id, p),
+        None => keys::table_range(def.id).0,
+    };
     let hot = {
         let view = core.store.view();
-        decode_hot(&def, &view, &table_prefix, &columns, true)?
+        decode_hot(&def, &view, &scan_prefix, &columns, true)?
     };
     let mut stats = FlushStats::default();
     if hot.keys.is_empty() {
@@ -184,6 +188,10 @@ pub async fn flush_table(
         }
         core.record_seq(&mut b, file_id);
         core.store.write(b)?;
+        core.hot_counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(def.id, partition.clone()));
         cold::failpoint("flush:after_commit");
         stats.rows += entry.rows;
         stats.files += 1;

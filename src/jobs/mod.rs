@@ -167,9 +167,14 @@ impl Jobs {
     }
 }
 
-/// Queues a flush of `def`, or names the flush already queued or running for it.
-/// Returns `(job_id, already_active)`.
-pub fn start_flush(core: &Arc<Core>, def: Arc<TableDef>, user_id: &str) -> Result<(String, bool)> {
+/// Queues a flush of `def` (only `partition` if given, else every partition), or names the
+/// flush already queued or running for the table. Returns `(job_id, already_active)`.
+pub fn start_flush(
+    core: &Arc<Core>,
+    def: Arc<TableDef>,
+    partition: Option<String>,
+    user_id: &str,
+) -> Result<(String, bool)> {
     let mut active = lock(&core.jobs.active);
     if let Some(id) = active.get(&def.id) {
         return Ok((id.clone(), true));
@@ -182,13 +187,14 @@ pub fn start_flush(core: &Arc<Core>, def: Arc<TableDef>, user_id: &str) -> Resul
     lock(&core.jobs.cancels).insert(id.clone(), cancel.clone());
     drop(active);
     let core = core.clone();
-    tokio::spawn(async move { run_flush(core, def, record, cancel).await });
+    tokio::spawn(async move { run_flush(core, def, partition, record, cancel).await });
     Ok((id, false))
 }
 
 async fn run_flush(
     core: Arc<Core>,
     def: Arc<TableDef>,
+    partition: Option<String>,
     mut job: JobRecord,
     cancel: Arc<AtomicBool>,
 ) {
@@ -200,7 +206,7 @@ async fn run_flush(
         job.status = "running".into();
         job.started_at = Some(crate::ids::now_millis());
         let _ = core.jobs.put(&job);
-        match flush::flush_table(&core, &def, &cancel).await {
+        match flush::flush_table(&core, &def, partition.as_deref(), &cancel).await {
             Ok(stats) => {
                 job.status = if stats.cancelled {
                     "cancelled"

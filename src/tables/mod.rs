@@ -473,11 +473,60 @@ impl KalamTable {
         }
         if count > 0 {
             self.commit(wb, dv, last_seq)?;
+            self.note_inserted(count)?;
             if self.def.table_type == TableType::Stream {
                 self.enforce_buffer_size()?;
             }
         }
         Ok(count)
+    }
+
+    /// The ROWS flush policy on the write path: once this partition holds `rows` hot rows,
+    /// queue a flush (the maintenance pass also checks, e.g. after a restart).
+    fn note_inserted(&self, count: u64) -> Result<()> {
+        let Some(limit) = self
+            .def
+            .flush_policy
+            .rows
+            .filter(|_| self.def.table_type != TableType::Stream)
+        else {
+            return Ok(());
+        };
+        let key = (self.def.id, self.partition().to_string());
+        let mut counts = self
+            .core
+            .hot_counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let n = match counts.get_mut(&key) {
+            Some(n) => {
+                *n += count;
+                *n
+            }
+            None => {
+                let mut n = 0u64;
+                self.core
+                    .store
+                    .for_each_prefix(CF_ROWS, &self.prefix(), |_, _| {
+                        n += 1;
+                        true
+                    })?;
+                counts.insert(key.clone(), n);
+                n
+            }
+        };
+        if n >= limit {
+            counts.insert(key, 0);
+            drop(counts);
+            let partition = Some(self.partition().to_string());
+            crate::jobs::start_flush(
+                &self.core,
+                self.def.clone(),
+                partition,
+                &self.session.user_id,
+            )?;
+        }
+        Ok(())
     }
 
     /// STREAM: evicts the oldest rows of this partition beyond BUFFER_SIZE.
