@@ -1666,6 +1666,46 @@ mod tests {
         );
     }
 
+    #[tokio::test(flavor = "multi_thread")]
+    async fn location_templates_place_files_inside_the_storage_base() {
+        let (dir, e) = open_with(
+            "CREATE NAMESPACE lo; CREATE USER 'ann' WITH PASSWORD 'p'; \
+             CREATE TABLE lo.u (id INT) LOCATION '/tenants/${user_id}/u'; \
+             CREATE SHARED TABLE lo.s (id INT) LOCATION 'shared/s'; \
+             EXECUTE AS USER 'ann' (INSERT INTO lo.u VALUES (1)); INSERT INTO lo.s VALUES (1); \
+             FLUSH ALL TABLES IN lo",
+        )
+        .await;
+        e.wait_for_jobs(std::time::Duration::from_secs(30))
+            .await
+            .unwrap();
+        let mut paths: Vec<String> = e
+            .core
+            .cold
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        paths.sort();
+        assert_eq!(paths.len(), 2);
+        assert!(
+            paths[0].starts_with("shared/s/") && paths[0].ends_with(".parquet"),
+            "{paths:?}"
+        );
+        assert!(paths[1].starts_with("tenants/ann/u/"), "{paths:?}");
+        assert!(dir.path().join("storage").join(&paths[1]).is_file());
+        let r = e
+            .execute(
+                "EXECUTE AS USER 'ann' (SELECT id FROM lo.u)",
+                &Session::root(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r[0].json_rows(), vec![vec![serde_json::json!(1)]]);
+    }
+
     #[test]
     fn current_user_call_form_is_rewritten() {
         assert_eq!(
