@@ -256,23 +256,14 @@ impl Engine {
             let lock = self.core.table_lock(t.id);
             let _guard = lock.lock().await;
             let mut b = Batch::default();
-            let mut bad = None;
             self.core
                 .store
-                .for_each_prefix(CF_ROWS, &keys::table_range(t.id).0, |k, v| {
-                    match codec::decode_header(v) {
-                        Ok(h) if h.seq < cutoff => b.delete(&self.core.store, CF_ROWS, k),
-                        Ok(_) => {}
-                        Err(e) => {
-                            bad = Some(e);
-                            return false;
-                        }
+                .try_for_each_prefix(CF_ROWS, &keys::table_range(t.id).0, |k, v| {
+                    if codec::decode_header(v)?.seq < cutoff {
+                        b.delete(&self.core.store, CF_ROWS, k);
                     }
-                    true
+                    Ok(true)
                 })?;
-            if let Some(e) = bad {
-                return Err(e);
-            }
             removed += b.len() as u64;
             self.core.store.write(b)?;
         }
@@ -769,22 +760,13 @@ impl Engine {
             keys::table_range(t.id).0
         };
         let mut n = 0u64;
-        let mut bad = None;
-        self.core.store.for_each_prefix(CF_ROWS, &prefix, |_, v| {
-            match codec::decode_header(v) {
-                Ok(h) if !h.deleted => n += 1,
-                Ok(_) => {}
-                Err(e) => {
-                    bad = Some(e);
-                    return false;
-                }
-            }
-            true
-        })?;
-        match bad {
-            Some(e) => Err(e),
-            None => Ok(n),
-        }
+        self.core
+            .store
+            .try_for_each_prefix(CF_ROWS, &prefix, |_, v| {
+                n += u64::from(!codec::decode_header(v)?.deleted);
+                Ok(true)
+            })?;
+        Ok(n)
     }
 
     /// Deletes a table: rows, definition, manifest, index and deletion vectors in one atomic

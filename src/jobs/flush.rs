@@ -234,21 +234,10 @@ pub fn cold_stats(
         None => cold::pkidx_key(&keys::table_range(def.id).0),
     };
     let mut live = 0u64;
-    let mut bad = None;
-    view.for_each_prefix(CF_META, &prefix, |_, v| {
-        match ColdLoc::decode(v) {
-            Ok(l) if !l.deleted => live += 1,
-            Ok(_) => {}
-            Err(e) => {
-                bad = Some(e);
-                return false;
-            }
-        }
-        true
+    view.try_for_each_prefix(CF_META, &prefix, |_, v| {
+        live += u64::from(!ColdLoc::decode(v)?.deleted);
+        Ok(true)
     })?;
-    if let Some(e) = bad {
-        return Err(e);
-    }
     let bytes = files.iter().map(|f| f.bytes).sum();
     let last = files.iter().map(|f| f.created_at).max();
     Ok((live, files.len() as u64, bytes, last))
@@ -266,8 +255,7 @@ pub fn flush_due(core: &Core, def: &TableDef, now_ms: i64) -> Result<bool> {
     let mut due = false;
     let mut current: Vec<u8> = Vec::new();
     let mut count = 0u64;
-    let mut bad = None;
-    core.store.for_each_prefix(CF_ROWS, &prefix, |k, v| {
+    core.store.try_for_each_prefix(CF_ROWS, &prefix, |k, v| {
         if let Some((p, _)) = keys::split_partition(k)
             && p.as_bytes() != current.as_slice()
         {
@@ -275,26 +263,12 @@ pub fn flush_due(core: &Core, def: &TableDef, now_ms: i64) -> Result<bool> {
             count = 0;
         }
         count += 1;
-        if limit.is_some_and(|n| count >= n) {
-            due = true;
-            return false;
-        }
-        if let Some(c) = cutoff {
-            match codec::decode_header(v) {
-                Ok(h) if crate::ids::seq_millis(h.seq) <= c => {
-                    due = true;
-                    return false;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    bad = Some(e);
-                    return false;
-                }
-            }
-        }
-        true
+        let old =
+            cutoff.map(|c| codec::decode_header(v).map(|h| crate::ids::seq_millis(h.seq) <= c));
+        due = limit.is_some_and(|n| count >= n) || old.transpose()?.unwrap_or(false);
+        Ok(!due)
     })?;
-    bad.map_or(Ok(due), Err)
+    Ok(due)
 }
 
 /// Purges tombstones older than the table's DELETED_RETENTION as of `now_ms`, hot and cold.
@@ -309,41 +283,25 @@ pub async fn purge_tombstones(core: &Core, def: &TableDef, now_ms: i64) -> Resul
     let mut b = Batch::default();
     let mut purged = 0u64;
     let (prefix, _) = keys::table_range(def.id);
-    let mut bad = None;
-    core.store.for_each_prefix(CF_ROWS, &prefix, |k, v| {
-        match codec::decode_header(v) {
-            Ok(h) if h.deleted && h.seq < cutoff => {
-                b.delete(&core.store, CF_ROWS, k);
-                purged += 1;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                bad = Some(e);
-                return false;
-            }
+    core.store.try_for_each_prefix(CF_ROWS, &prefix, |k, v| {
+        let h = codec::decode_header(v)?;
+        if h.deleted && h.seq < cutoff {
+            b.delete(&core.store, CF_ROWS, k);
+            purged += 1;
         }
-        true
+        Ok(true)
     })?;
     let mut dv: std::collections::HashMap<u64, Vec<u32>> = std::collections::HashMap::new();
     core.store
-        .for_each_prefix(CF_META, &cold::pkidx_key(&prefix), |k, v| {
-            match ColdLoc::decode(v) {
-                Ok(l) if l.deleted && l.seq < cutoff => {
-                    dv.entry(l.file_id).or_default().push(l.row);
-                    b.delete(&core.store, CF_META, k);
-                    purged += 1;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    bad = Some(e);
-                    return false;
-                }
+        .try_for_each_prefix(CF_META, &cold::pkidx_key(&prefix), |k, v| {
+            let l = ColdLoc::decode(v)?;
+            if l.deleted && l.seq < cutoff {
+                dv.entry(l.file_id).or_default().push(l.row);
+                b.delete(&core.store, CF_META, k);
+                purged += 1;
             }
-            true
+            Ok(true)
         })?;
-    if let Some(e) = bad {
-        return Err(e);
-    }
     for (file_id, rows) in dv {
         cold::extend_deletion_vector(&mut b, &core.store, def.id, file_id, &rows)?;
     }

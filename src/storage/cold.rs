@@ -173,19 +173,14 @@ pub fn delete_table_records(b: &mut Batch, store: &Store, table_id: u64) {
 /// The live files of a table (all partitions, or one), as of `view`.
 pub fn manifest(view: &View<'_>, table_id: u64, partition: Option<&str>) -> Result<Vec<FileEntry>> {
     let mut out = Vec::new();
-    let mut bad = None;
-    view.for_each_prefix(CF_META, &manifest_prefix(table_id), |_, v| {
-        match serde_json::from_slice::<FileEntry>(v) {
-            Ok(f) if partition.is_none_or(|p| p == f.partition) => out.push(f),
-            Ok(_) => {}
-            Err(e) => {
-                bad = Some(Error::from(e));
-                return false;
-            }
+    view.try_for_each_prefix(CF_META, &manifest_prefix(table_id), |_, v| {
+        let f: FileEntry = serde_json::from_slice(v)?;
+        if partition.is_none_or(|p| p == f.partition) {
+            out.push(f);
         }
-        true
+        Ok(true)
     })?;
-    bad.map_or(Ok(out), Err)
+    Ok(out)
 }
 
 /// The deletion vector of one file, sorted.

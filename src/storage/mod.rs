@@ -175,6 +175,35 @@ impl Store {
         Ok(())
     }
 
+    /// Like [`Store::for_each_prefix`] with a fallible callback: `f` returns `Ok(false)` to stop
+    /// early, and its first error stops the scan and is returned.
+    pub fn try_for_each_prefix(
+        &self,
+        cf: &str,
+        prefix: &[u8],
+        f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        self.try_for_each_prefix_at(None, cf, prefix, f)
+    }
+
+    fn try_for_each_prefix_at(
+        &self,
+        snapshot: Option<&Snapshot<'_>>,
+        cf: &str,
+        prefix: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        let mut failure = None;
+        self.for_each_prefix_at(snapshot, cf, prefix, |k, v| match f(k, v) {
+            Ok(go_on) => go_on,
+            Err(e) => {
+                failure = Some(e);
+                false
+            }
+        })?;
+        failure.map_or(Ok(()), Err)
+    }
+
     /// A consistent point-in-time view across both column families (a RocksDB snapshot), so a
     /// reader sees hot rows, manifest and deletion vectors as of one instant.
     pub fn view(&self) -> View<'_> {
@@ -207,6 +236,17 @@ impl View<'_> {
     /// Reads one key as of the snapshot.
     pub fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.store.get_at(Some(&self.snapshot), cf, key)
+    }
+
+    /// [`Store::try_for_each_prefix`] as of the snapshot.
+    pub fn try_for_each_prefix(
+        &self,
+        cf: &str,
+        prefix: &[u8],
+        f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        self.store
+            .try_for_each_prefix_at(Some(&self.snapshot), cf, prefix, f)
     }
 
     /// [`Store::for_each_prefix`] as of the snapshot.

@@ -738,7 +738,6 @@ pub(crate) fn decode_hot(
     };
     let mut seen = vec![false; columns.len()];
     let mut rows_in_batch = 0usize;
-    let mut failure: Option<Error> = None;
     let schema = Arc::new(full.project(columns)?);
     let finish =
         |builders: &mut Vec<ColumnBuilder>, n: usize, out: &mut PartitionRows| -> Result<()> {
@@ -754,52 +753,43 @@ pub(crate) fn decode_hot(
             )?);
             Ok(())
         };
-    view.for_each_prefix(CF_ROWS, prefix, |k, v| {
-        let step = (|| -> Result<bool> {
-            let h = codec::decode_header(v)?;
-            if (h.deleted && !include_deleted) || h.seq < ttl_cutoff {
-                return Ok(true);
+    view.try_for_each_prefix(CF_ROWS, prefix, |k, v| {
+        let h = codec::decode_header(v)?;
+        if (h.deleted && !include_deleted) || h.seq < ttl_cutoff {
+            return Ok(true);
+        }
+        seen.iter_mut().for_each(|s| *s = false);
+        codec::for_each_cell(v, |id, payload| {
+            if let Some(&pos) = by_id.get(&id) {
+                builders[pos].append_payload(payload)?;
+                seen[pos] = true;
             }
-            seen.iter_mut().for_each(|s| *s = false);
-            codec::for_each_cell(v, |id, payload| {
-                if let Some(&pos) = by_id.get(&id) {
-                    builders[pos].append_payload(payload)?;
-                    seen[pos] = true;
-                }
-                Ok(())
-            })?;
-            for (pos, &i) in columns.iter().enumerate() {
-                if seen[pos] {
-                    continue;
-                }
-                match &user_cols[pos] {
-                    Some((c, Some(default))) if c.added_in > h.schema_version => {
-                        builders[pos].append_payload(default)?
-                    }
-                    Some(_) => builders[pos].append_null(),
-                    None => match full.field(i).name().as_str() {
-                        SEQ => builders[pos].append_i64(h.seq as i64),
-                        UPDATED => builders[pos].append_i64(crate::ids::seq_millis(h.seq)),
-                        _ => builders[pos].append_bool(h.deleted),
-                    },
-                }
+            Ok(())
+        })?;
+        for (pos, &i) in columns.iter().enumerate() {
+            if seen[pos] {
+                continue;
             }
-            out.keys.push(k.into());
-            rows_in_batch += 1;
-            if rows_in_batch == BATCH_ROWS {
-                finish(&mut builders, rows_in_batch, &mut out)?;
-                rows_in_batch = 0;
+            match &user_cols[pos] {
+                Some((c, Some(default))) if c.added_in > h.schema_version => {
+                    builders[pos].append_payload(default)?
+                }
+                Some(_) => builders[pos].append_null(),
+                None => match full.field(i).name().as_str() {
+                    SEQ => builders[pos].append_i64(h.seq as i64),
+                    UPDATED => builders[pos].append_i64(crate::ids::seq_millis(h.seq)),
+                    _ => builders[pos].append_bool(h.deleted),
+                },
             }
-            Ok(true)
-        })();
-        step.unwrap_or_else(|e| {
-            failure = Some(e);
-            false
-        })
+        }
+        out.keys.push(k.into());
+        rows_in_batch += 1;
+        if rows_in_batch == BATCH_ROWS {
+            finish(&mut builders, rows_in_batch, &mut out)?;
+            rows_in_batch = 0;
+        }
+        Ok(true)
     })?;
-    if let Some(e) = failure {
-        return Err(e);
-    }
     if rows_in_batch > 0 || out.batches.is_empty() {
         finish(&mut builders, rows_in_batch, &mut out)?;
     }
