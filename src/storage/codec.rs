@@ -91,17 +91,15 @@ fn read_varint(v: &[u8], pos: &mut usize) -> Result<u64> {
     }
 }
 
-/// Appends one cell (`column_id`, value of `array[row]`) unless the value is NULL.
+/// Appends the payload of `array[row]` (fixed-width little-endian or raw bytes, no column id
+/// and no length) to `buf`. Returns false, appending nothing, for NULL.
 ///
 /// # Errors
 /// [`Error::Internal`] for an Arrow type KalamDB never stores.
-pub fn push_cell(buf: &mut Vec<u8>, column_id: u32, array: &dyn Array, row: usize) -> Result<()> {
+pub fn push_payload(buf: &mut Vec<u8>, array: &dyn Array, row: usize) -> Result<bool> {
     if array.is_null(row) {
-        return Ok(());
+        return Ok(false);
     }
-    push_varint(buf, u64::from(column_id));
-    let start = buf.len();
-    buf.push(0); // placeholder for a one-byte length; fixed up below
     match array.data_type() {
         DataType::Boolean => buf.push(u8::from(array.as_boolean().value(row))),
         DataType::Int8 => {
@@ -141,11 +139,26 @@ pub fn push_cell(buf: &mut Vec<u8>, column_id: u32, array: &dyn Array, row: usiz
         DataType::Binary => buf.extend_from_slice(array.as_binary::<i32>().value(row)),
         other => return Err(Error::Internal(format!("cannot store Arrow type {other}"))),
     }
+    Ok(true)
+}
+
+/// Appends one cell (`column_id`, value of `array[row]`) unless the value is NULL.
+///
+/// # Errors
+/// [`Error::Internal`] for an Arrow type KalamDB never stores.
+pub fn push_cell(buf: &mut Vec<u8>, column_id: u32, array: &dyn Array, row: usize) -> Result<()> {
+    if array.is_null(row) {
+        return Ok(());
+    }
+    push_varint(buf, u64::from(column_id));
+    let start = buf.len();
+    buf.push(0); // one-byte length placeholder, fixed up below
+    push_payload(buf, array, row)?;
     let len = buf.len() - start - 1;
     if len < 0x80 {
         buf[start] = len as u8;
     } else {
-        // Re-encode the length as a multi-byte varint in front of the payload.
+        // Rare (long text/binary): re-encode the length as a multi-byte varint.
         let payload = buf.split_off(start + 1);
         buf.truncate(start);
         push_varint(buf, len as u64);

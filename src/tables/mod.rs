@@ -342,20 +342,7 @@ impl KalamTable {
                 );
             }
             _ => {
-                let mut tmp = Vec::new();
-                codec::encode_header(
-                    &mut tmp,
-                    RowHeader {
-                        seq: 0,
-                        deleted: false,
-                        schema_version: 0,
-                    },
-                );
-                codec::push_cell(&mut tmp, 0, array, row)?;
-                codec::for_each_cell(&tmp, |_, p| {
-                    key.extend_from_slice(p);
-                    Ok(())
-                })?;
+                codec::push_payload(&mut key, array, row)?;
             }
         }
         Ok(key)
@@ -860,22 +847,8 @@ impl PruningStatistics for FileStatistics<'_> {
 
 /// Encodes a scalar as a cell payload (for DEFAULTs of columns added after a row was written).
 fn scalar_payload(s: &datafusion::scalar::ScalarValue) -> Result<Vec<u8>> {
-    let array = s.to_array()?;
-    let mut tmp = Vec::new();
-    codec::encode_header(
-        &mut tmp,
-        RowHeader {
-            seq: 0,
-            deleted: false,
-            schema_version: 0,
-        },
-    );
-    codec::push_cell(&mut tmp, 0, array.as_ref(), 0)?;
     let mut out = Vec::new();
-    codec::for_each_cell(&tmp, |_, p| {
-        out = p.to_vec();
-        Ok(())
-    })?;
+    codec::push_payload(&mut out, s.to_array()?.as_ref(), 0)?;
     Ok(out)
 }
 
