@@ -92,7 +92,9 @@ fn chrono_like(s: &str) -> bool {
 macro_rules! snap {
     ($name:expr, $resp:expr) => {{
         let (status, body) = $resp;
-        insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+        // Absolute and resolved at run time: checkouts sharing a target dir share test binaries.
+        let dir = std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
+        insta::with_settings!({snapshot_path => dir.join("snapshots"), prepend_module_to_snapshot => false}, {
             insta::assert_json_snapshot!($name, json!({"http_status": status, "body": redact(body)}));
         });
     }};

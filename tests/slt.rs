@@ -4,10 +4,9 @@ use std::path::Path;
 
 fn main() -> std::process::ExitCode {
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    let files = kalamdb::slt::find_files(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("slt"),
-        filter.as_deref(),
-    );
+    // Resolved at run time (cargo test sets it): checkouts sharing a target dir share binaries.
+    let root = std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default();
+    let files = kalamdb::slt::find_files(&Path::new(&root).join("slt"), filter.as_deref());
     assert!(!files.is_empty(), "no slt files found");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

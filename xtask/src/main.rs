@@ -37,11 +37,15 @@ enum Cmd {
     Ci,
 }
 
+/// The workspace root, resolved at run time: `cargo run` sets `CARGO_MANIFEST_DIR` (xtask's own
+/// directory). A compile-time `env!` would point at another checkout when checkouts share a
+/// target directory (cargo then reuses this binary).
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    let xtask_dir = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+    let dir = xtask_dir
+        .or_else(|| std::env::current_dir().ok().map(|d| d.join("xtask")))
+        .unwrap_or_default();
+    dir.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 fn cargo(args: &[&str]) -> bool {
