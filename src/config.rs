@@ -22,6 +22,11 @@ pub struct Config {
     /// A password for `root`, set at start-up. While none is set (here or by `ALTER USER`),
     /// root may connect from loopback without a password.
     pub root_password: Option<String>,
+    /// Per-user request rate limit for `/v1/api/sql`: tokens refilled per second (None = off).
+    /// Over the limit a request gets 429 `RATE_LIMIT_EXCEEDED`.
+    pub rate_limit_per_sec: Option<f64>,
+    /// Token bucket size (the burst a user may send at once) when the rate limit is on.
+    pub rate_limit_burst: u32,
     /// Seconds between background maintenance passes (flush policies, STREAM TTL eviction,
     /// tombstone retention).
     pub maintenance_interval_secs: u64,
@@ -36,6 +41,8 @@ impl Default for Config {
             max_sql_bytes: 1024 * 1024,
             root_password: None,
             maintenance_interval_secs: 5,
+            rate_limit_per_sec: None,
+            rate_limit_burst: 100,
         }
     }
 }

@@ -32,6 +32,8 @@ pub enum Error {
     PermissionDenied(String),
     /// The request body exceeds the configured limit.
     PayloadTooLarge(String),
+    /// The caller sent more requests than the configured rate limit allows.
+    RateLimited(String),
     /// A bug or an I/O failure on our side.
     Internal(String),
 }
@@ -53,16 +55,18 @@ impl Error {
             Error::Unauthorized(_) => "UNAUTHORIZED",
             Error::PermissionDenied(_) => "PERMISSION_DENIED",
             Error::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            Error::RateLimited(_) => "RATE_LIMIT_EXCEEDED",
             Error::Internal(_) => "INTERNAL_ERROR",
         }
     }
 
-    /// The HTTP status for this error (400, 401, 403, 413 or 500).
+    /// The HTTP status for this error (400, 401, 403, 413, 429 or 500).
     pub fn http_status(&self) -> u16 {
         match self {
             Error::Unauthorized(_) => 401,
             Error::PermissionDenied(_) => 403,
             Error::PayloadTooLarge(_) => 413,
+            Error::RateLimited(_) => 429,
             Error::Internal(_) => 500,
             _ => 400,
         }
@@ -81,6 +85,7 @@ impl Error {
             | Error::Unauthorized(m)
             | Error::PermissionDenied(m)
             | Error::PayloadTooLarge(m)
+            | Error::RateLimited(m)
             | Error::Internal(m) => m.clone(),
         }
     }
@@ -99,6 +104,7 @@ impl Error {
             "UNAUTHORIZED" => Error::Unauthorized(message),
             "PERMISSION_DENIED" => Error::PermissionDenied(message),
             "PAYLOAD_TOO_LARGE" => Error::PayloadTooLarge(message),
+            "RATE_LIMIT_EXCEEDED" => Error::RateLimited(message),
             _ => Error::Internal(message),
         }
     }

@@ -208,6 +208,21 @@ async fn one_of_each_error_code() {
 }
 
 #[tokio::test]
+async fn rate_limit_answers_429_per_user() {
+    // Two requests of burst, refilled one per ~11.5 days: the third is always over the limit.
+    let s = start(|c| {
+        c.rate_limit_per_sec = Some(0.000001);
+        c.rate_limit_burst = 2;
+    })
+    .await;
+    s.sql("CREATE USER 'alice' WITH PASSWORD 'pw'").await;
+    assert_eq!(s.sql("SELECT 1").await.0, 200);
+    snap!("err_rate_limit_exceeded", s.sql("SELECT 1").await);
+    // Buckets are per user: alice still has her own burst.
+    assert_eq!(s.sql_as("SELECT 1", "alice", "pw").await.0, 200);
+}
+
+#[tokio::test]
 async fn statements_stop_at_the_first_error_and_keep_earlier_ones() {
     let s = start(|_| {}).await;
     let (status, body) = s

@@ -66,13 +66,50 @@ fn took_ms(started: Instant) -> f64 {
     started.elapsed().as_secs_f64() * 1000.0
 }
 
+/// Per-user token buckets (SPEC section 7, 429 `RATE_LIMIT_EXCEEDED`).
+#[derive(Debug, Default)]
+struct RateLimiter {
+    buckets: std::sync::Mutex<std::collections::HashMap<String, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    /// Takes one token for `user`.
+    fn check(&self, user: &str, per_sec: f64, burst: u32) -> Result<()> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let (tokens, last) = buckets
+            .entry(user.to_string())
+            .or_insert((f64::from(burst), now));
+        *tokens =
+            (*tokens + now.duration_since(*last).as_secs_f64() * per_sec).min(f64::from(burst));
+        *last = now;
+        if *tokens < 1.0 {
+            return Err(Error::RateLimited(format!(
+                "too many requests from '{user}': the limit is {per_sec} per second (burst {burst})"
+            )));
+        }
+        *tokens -= 1.0;
+        Ok(())
+    }
+}
+
+/// Shared state of the HTTP handlers.
+#[derive(Debug, Clone)]
+struct AppState {
+    engine: Arc<Engine>,
+    limiter: Arc<RateLimiter>,
+}
+
 /// Builds the router for `engine`.
 pub fn router(engine: Arc<Engine>) -> Router {
     Router::new()
         .route("/v1/api/healthcheck", get(healthcheck))
         .route("/v1/api/sql", post(sql))
         .layer(DefaultBodyLimit::disable())
-        .with_state(engine)
+        .with_state(AppState {
+            engine,
+            limiter: Arc::default(),
+        })
 }
 
 async fn healthcheck() -> impl IntoResponse {
@@ -111,7 +148,7 @@ fn authenticate(engine: &Engine, headers: &HeaderMap, peer: SocketAddr) -> Resul
 }
 
 async fn sql(
-    State(engine): State<Arc<Engine>>,
+    State(AppState { engine, limiter }): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
@@ -133,6 +170,11 @@ async fn sql(
         Ok(s) => s,
         Err(e) => return error_response(&e, started),
     };
+    if let Some(per_sec) = engine.config().rate_limit_per_sec
+        && let Err(e) = limiter.check(&session.user_id, per_sec, engine.config().rate_limit_burst)
+    {
+        return error_response(&e, started);
+    }
     let req: SqlRequest = match serde_json::from_slice(&bytes) {
         Ok(r) => r,
         Err(e) => {
