@@ -130,24 +130,32 @@ async fn bench(rows: usize) -> bool {
         }
     }
     let insert = started.elapsed();
+    let count = "SELECT COUNT(*), MAX(id) FROM bench.t";
     let started = Instant::now();
-    let r = engine
-        .execute("SELECT COUNT(*), MAX(id) FROM bench.t", &root)
+    let hot = engine.execute(count, &root).await;
+    let select_hot = started.elapsed();
+    let started = Instant::now();
+    let flushed = engine.execute("FLUSH TABLE bench.t", &root).await;
+    let waited = engine
+        .wait_for_jobs(std::time::Duration::from_secs(600))
         .await;
-    let select = started.elapsed();
+    let flush = started.elapsed();
+    let started = Instant::now();
+    let cold = engine.execute(count, &root).await;
+    let select_cold = started.elapsed();
     drop(engine);
     let _ = std::fs::remove_dir_all(&dir);
-    match r {
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    match hot.and(flushed).and(waited).and(cold) {
         Ok(_) => {
+            let rate = rows as f64 / insert.as_secs_f64();
             println!(
-                "insert: {rows} rows in {:.1} ms ({:.0} rows/s)",
-                insert.as_secs_f64() * 1e3,
-                rows as f64 / insert.as_secs_f64()
+                "insert: {rows} rows in {:.1} ms ({rate:.0} rows/s)",
+                ms(insert)
             );
-            println!(
-                "select count over {rows} rows: {:.1} ms",
-                select.as_secs_f64() * 1e3
-            );
+            println!("select count, hot tier:  {:.1} ms", ms(select_hot));
+            println!("flush {rows} rows to Parquet: {:.1} ms", ms(flush));
+            println!("select count, cold tier: {:.1} ms", ms(select_cold));
             true
         }
         Err(e) => {
