@@ -173,7 +173,7 @@ pub async fn flush_table(
         b.put(
             &core.store,
             CF_META,
-            &cold::manifest_key(def.id, file_id),
+            &cold::manifest_key(def.id, &partition, file_id),
             &serde_json::to_vec(&entry)?,
         );
         for (row, key) in hot.keys[start..end].iter().enumerate() {

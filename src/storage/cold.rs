@@ -8,7 +8,7 @@
 //! Scans therefore read hot rows plus cold rows minus deletion vectors, with no dedup.
 //!
 //! `meta` column family records (binary keys):
-//! - `manifest/<table_id BE><file_id BE>` → [`FileEntry`] (JSON): the file is live.
+//! - `manifest/<table_id BE><partition>\0<file_id BE>` → [`FileEntry`] (JSON): the file is live.
 //! - `pkidx/<full row key>` → [`ColdLoc`] (21 bytes): where the key's cold version is.
 //! - `dv/<table_id BE><file_id BE>` → sorted `u32` LE row numbers that are superseded.
 //!
@@ -132,14 +132,20 @@ fn tid_key(prefix: &[u8], table_id: u64) -> Vec<u8> {
     k
 }
 
-/// `manifest/<table_id>`: prefix of a table's manifest.
-pub fn manifest_prefix(table_id: u64) -> Vec<u8> {
-    tid_key(b"manifest/", table_id)
+/// `manifest/<table_id>` (whole table) or `manifest/<table_id><partition>\0` (one partition):
+/// a scan lists only its own partition's files.
+pub fn manifest_prefix(table_id: u64, partition: Option<&str>) -> Vec<u8> {
+    let mut k = tid_key(b"manifest/", table_id);
+    if let Some(p) = partition {
+        k.extend_from_slice(p.as_bytes());
+        k.push(0);
+    }
+    k
 }
 
-/// `manifest/<table_id><file_id>`.
-pub fn manifest_key(table_id: u64, file_id: u64) -> Vec<u8> {
-    let mut k = manifest_prefix(table_id);
+/// `manifest/<table_id><partition>\0<file_id>`.
+pub fn manifest_key(table_id: u64, partition: &str, file_id: u64) -> Vec<u8> {
+    let mut k = manifest_prefix(table_id, Some(partition));
     k.extend_from_slice(&file_id.to_be_bytes());
     k
 }
@@ -173,11 +179,8 @@ pub fn delete_table_records(b: &mut Batch, store: &Store, table_id: u64) {
 /// The live files of a table (all partitions, or one), as of `view`.
 pub fn manifest(view: &View<'_>, table_id: u64, partition: Option<&str>) -> Result<Vec<FileEntry>> {
     let mut out = Vec::new();
-    view.try_for_each_prefix(CF_META, &manifest_prefix(table_id), |_, v| {
-        let f: FileEntry = serde_json::from_slice(v)?;
-        if partition.is_none_or(|p| p == f.partition) {
-            out.push(f);
-        }
+    view.try_for_each_prefix(CF_META, &manifest_prefix(table_id, partition), |_, v| {
+        out.push(serde_json::from_slice(v)?);
         Ok(true)
     })?;
     Ok(out)
