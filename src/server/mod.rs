@@ -245,6 +245,14 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await?;
     evictor.abort();
+    // Let running flushes finish (a job cut off here would be marked failed at the next start).
+    if engine
+        .wait_for_jobs(std::time::Duration::from_secs(30))
+        .await
+        .is_err()
+    {
+        tracing::warn!("stopping with flush jobs still running; they will be marked failed");
+    }
     engine.shutdown()?;
     tracing::info!("KalamDB stopped");
     Ok(())
