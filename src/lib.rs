@@ -2,6 +2,8 @@
 //! through Apache DataFusion, and every front end (HTTP, CLI, tests) goes through
 //! [`Engine::execute`]. See `../shared/SPEC.md` for the contract and `docs/` for decisions.
 
+#![deny(missing_docs)]
+
 pub mod auth;
 pub mod catalog;
 pub mod client;

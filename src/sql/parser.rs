@@ -71,16 +71,26 @@ pub enum AlterTableOp {
 #[derive(Debug, Clone, PartialEq)]
 pub enum KalamStatement {
     /// CREATE NAMESPACE.
-    CreateNamespace { name: String, if_not_exists: bool },
+    CreateNamespace {
+        /// Namespace name.
+        name: String,
+        /// IF NOT EXISTS given.
+        if_not_exists: bool,
+    },
     /// ALTER NAMESPACE ... SET OPTIONS / SET DESCRIPTION.
     AlterNamespace {
+        /// Namespace name.
         name: String,
+        /// `(key, value)` options to set.
         options: Vec<(String, String)>,
     },
     /// DROP NAMESPACE.
     DropNamespace {
+        /// Namespace name.
         name: String,
+        /// IF EXISTS given.
         if_exists: bool,
+        /// CASCADE given (drop its tables too).
         cascade: bool,
     },
     /// SHOW NAMESPACES.
@@ -91,12 +101,20 @@ pub enum KalamStatement {
     CreateTable(Box<CreateTable>),
     /// DROP TABLE.
     DropTable {
+        /// Table name.
         name: TableName,
+        /// IF EXISTS given.
         if_exists: bool,
+        /// `DROP USER|SHARED|STREAM TABLE`: the type the table must have.
         table_type: Option<TableType>,
     },
     /// ALTER TABLE.
-    AlterTable { name: TableName, op: AlterTableOp },
+    AlterTable {
+        /// Table name.
+        name: TableName,
+        /// The change.
+        op: AlterTableOp,
+    },
     /// SHOW TABLES [IN ns].
     ShowTables(Option<String>),
     /// DESCRIBE TABLE.
@@ -105,22 +123,40 @@ pub enum KalamStatement {
     ShowStats(TableName),
     /// CREATE USER.
     CreateUser {
+        /// The user id (the quoted name).
         user_id: String,
+        /// Plain-text password (hashed before storage).
         password: String,
+        /// Role (default `user`).
         role: Role,
+        /// E-mail.
         email: Option<String>,
     },
     /// ALTER USER ... SET PASSWORD|ROLE|EMAIL.
     AlterUser {
+        /// The user id.
         user_id: String,
+        /// New password.
         password: Option<String>,
+        /// New role.
         role: Option<Role>,
+        /// New e-mail.
         email: Option<String>,
     },
     /// DROP USER.
-    DropUser { user_id: String, if_exists: bool },
+    DropUser {
+        /// The user id.
+        user_id: String,
+        /// IF EXISTS given.
+        if_exists: bool,
+    },
     /// EXECUTE AS USER 'u' ( statement ).
-    ExecuteAs { user_id: String, sql: String },
+    ExecuteAs {
+        /// The user to act as.
+        user_id: String,
+        /// The inner statement's text.
+        sql: String,
+    },
     /// FLUSH TABLE / STORAGE FLUSH TABLE.
     FlushTable(TableName),
     /// FLUSH ALL TABLES [IN ns] / STORAGE FLUSH ALL [IN ns].
