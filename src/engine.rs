@@ -1495,6 +1495,10 @@ mod tests {
             vec![vec![serde_json::json!(id), serde_json::json!("cancelled")]]
         );
         assert_eq!(stat(&e, "k.t", "hot_rows").await, "1");
+        assert!(
+            e.core.cold.list().await.unwrap().is_empty(),
+            "the killed flush's file is discarded"
+        );
         let again = e
             .execute(&format!("KILL JOB '{id}'"), &Session::root())
             .await
@@ -1686,6 +1690,76 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(r[0].json_rows(), vec![vec![serde_json::json!(1)]]);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn rows_rewritten_during_a_flush_stay_hot_and_win() {
+        use datafusion::arrow::array::{ArrayRef, Int32Array, StringArray};
+        let (_d, e) = open_with(
+            "CREATE NAMESPACE w; CREATE SHARED TABLE w.t (id INT PRIMARY KEY, v TEXT); \
+             INSERT INTO w.t VALUES (1, 'old'), (2, 'two')",
+        )
+        .await;
+        let def = e.core.catalog.table("w", "t").unwrap();
+        let lock = e.core.table_lock(def.id);
+        let guard = lock.lock().await;
+        e.execute("FLUSH TABLE w.t", &Session::root())
+            .await
+            .unwrap();
+        // The job snapshots and writes its file without the lock, then waits for it to commit.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while e
+            .core
+            .cold
+            .list()
+            .await
+            .unwrap()
+            .iter()
+            .all(|(p, _)| !p.ends_with(".parquet"))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "flush did not write its file"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        // A writer (holding the table lock, as writers do) replaces row 1 meanwhile.
+        let mut key = keys::partition_prefix(def.id, "");
+        keys::push_i64(&mut key, 1);
+        let mut value = Vec::new();
+        let header = codec::RowHeader {
+            seq: crate::ids::next_seq(),
+            deleted: false,
+            schema_version: 1,
+        };
+        codec::encode_header(&mut value, header);
+        let id: ArrayRef = std::sync::Arc::new(Int32Array::from(vec![1]));
+        let v: ArrayRef = std::sync::Arc::new(StringArray::from(vec!["new"]));
+        codec::push_cell(&mut value, def.columns[0].id, id.as_ref(), 0).unwrap();
+        codec::push_cell(&mut value, def.columns[1].id, v.as_ref(), 0).unwrap();
+        let mut b = Batch::default();
+        b.put(&e.core.store, CF_ROWS, &key, &value);
+        e.core.store.write(b).unwrap();
+        drop(guard);
+        e.wait_for_jobs(std::time::Duration::from_secs(30))
+            .await
+            .unwrap();
+        let all = "SELECT id, v FROM w.t ORDER BY id";
+        let want = vec![
+            vec![serde_json::json!(1), serde_json::json!("new")],
+            vec![serde_json::json!(2), serde_json::json!("two")],
+        ];
+        assert_eq!(rows(&e, all).await, want);
+        assert_eq!(stat(&e, "w.t", "hot_rows").await, "1");
+        assert_eq!(stat(&e, "w.t", "cold_rows").await, "1");
+        e.execute("FLUSH TABLE w.t", &Session::root())
+            .await
+            .unwrap();
+        e.wait_for_jobs(std::time::Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(rows(&e, all).await, want);
+        assert_eq!(stat(&e, "w.t", "cold_rows").await, "2");
     }
 
     #[test]

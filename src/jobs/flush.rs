@@ -1,10 +1,13 @@
 //! Flush: move a table's hot rows to Parquet, one file per partition.
 //!
-//! Per partition, under the table's write lock (writers wait, readers do not):
-//! 1. decode the partition's hot rows (tombstones included) into one Arrow batch;
+//! Per partition:
+//! 1. decode the partition's hot rows (tombstones included) from a snapshot into one Arrow batch;
 //! 2. write it under a temporary name, fsync, rename (`flush:after_write`, `flush:after_rename`);
-//! 3. commit ONE RocksDB batch: the manifest entry, a primary-key index entry per row, and the
-//!    deletion of exactly those hot rows (`flush:after_commit`).
+//!    writers are not blocked meanwhile;
+//! 3. under the table's write lock, commit ONE RocksDB batch: the manifest entry, a primary-key
+//!    index entry per row still unchanged since step 1, and the deletion of exactly those hot
+//!    rows; rows rewritten meanwhile stay hot and enter the new file's deletion vector
+//!    (`flush:after_commit`).
 //!
 //! A crash before 3 leaves a file no manifest names: never read, deleted at start-up by
 //! [`remove_orphan_files`]. A crash after 3 leaves a complete flush. Readers use one RocksDB
@@ -56,8 +59,6 @@ pub async fn flush_table(
     only: Option<&str>,
     cancel: &AtomicBool,
 ) -> Result<FlushStats> {
-    let lock = core.table_lock(def.id);
-    let _guard = lock.lock().await;
     // The definition may have changed (ALTER) or vanished (DROP) while the job was queued.
     let Some(def) = core
         .catalog
@@ -169,6 +170,29 @@ pub async fn flush_table(
                 .filter_map(|(i, c)| cold::min_max_text(slice.column(i)).map(|mm| (c.id, mm)))
                 .collect(),
         };
+        // Commit under the table lock. Writers were free while the file was written, so a row
+        // may have a newer hot version by now: such rows stay hot and their copy in this file is
+        // born superseded (deletion vector). The table may even have been dropped meanwhile.
+        let lock = core.table_lock(def.id);
+        let _guard = lock.lock().await;
+        if cancel.load(Ordering::SeqCst) {
+            // Killed while writing: this partition commits nothing; its file is discarded.
+            drop(_guard);
+            core.cold.delete(&entry.path).await?;
+            stats.cancelled = true;
+            break;
+        }
+        if core
+            .catalog
+            .table(&def.namespace, &def.name)
+            .is_none_or(|t| t.id != def.id)
+        {
+            core.cold.delete(&entry.path).await?;
+            return Err(Error::Execution(format!(
+                "table '{}' was dropped",
+                def.qualified()
+            )));
+        }
         let mut b = Batch::default();
         b.put(
             &core.store,
@@ -176,18 +200,34 @@ pub async fn flush_table(
             &cold::manifest_key(def.id, &partition, file_id),
             &serde_json::to_vec(&entry)?,
         );
+        let mut superseded = Vec::new();
         for (row, key) in hot.keys[start..end].iter().enumerate() {
-            let loc = ColdLoc {
-                file_id,
-                row: row as u32,
-                deleted: dels.value(row),
-                seq: seqs.value(row) as u64,
+            let seq = seqs.value(row) as u64;
+            let current = core.store.get(CF_ROWS, key)?;
+            let unchanged = match current {
+                Some(v) => codec::decode_header(&v)?.seq == seq,
+                None => false,
             };
-            b.put(&core.store, CF_META, &cold::pkidx_key(key), &loc.encode());
-            b.delete(&core.store, CF_ROWS, key);
+            if unchanged {
+                let deleted = dels.value(row);
+                let loc = ColdLoc {
+                    file_id,
+                    row: row as u32,
+                    deleted,
+                    seq,
+                };
+                b.put(&core.store, CF_META, &cold::pkidx_key(key), &loc.encode());
+                b.delete(&core.store, CF_ROWS, key);
+            } else {
+                superseded.push(row as u32);
+            }
+        }
+        if !superseded.is_empty() {
+            cold::extend_deletion_vector(&mut b, &core.store, def.id, file_id, &superseded)?;
         }
         core.record_seq(&mut b, file_id);
         core.store.write(b)?;
+        drop(_guard);
         core.hot_counts
             .lock()
             .unwrap_or_else(|p| p.into_inner())

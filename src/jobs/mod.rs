@@ -127,8 +127,8 @@ impl Jobs {
         !lock(&self.active).is_empty()
     }
 
-    /// `KILL JOB`: a queued job is cancelled before it starts; a running flush stops after the
-    /// partition it is writing (each partition commits atomically).
+    /// `KILL JOB`: a queued job is cancelled before it starts; a running flush commits no
+    /// further partition (the one being written is discarded; each partition commits atomically).
     ///
     /// # Errors
     /// `INVALID_PARAMETER` for an unknown job or one that already finished.
