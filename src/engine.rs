@@ -258,7 +258,7 @@ impl Engine {
             let mut b = Batch::default();
             self.core
                 .store
-                .try_for_each_prefix(CF_ROWS, &keys::table_range(t.id).0, |k, v| {
+                .for_each_prefix(CF_ROWS, &keys::table_range(t.id).0, |k, v| {
                     if codec::decode_header(v)?.seq < cutoff {
                         b.delete(&self.core.store, CF_ROWS, k);
                     }
@@ -760,12 +760,10 @@ impl Engine {
             keys::table_range(t.id).0
         };
         let mut n = 0u64;
-        self.core
-            .store
-            .try_for_each_prefix(CF_ROWS, &prefix, |_, v| {
-                n += u64::from(!codec::decode_header(v)?.deleted);
-                Ok(true)
-            })?;
+        self.core.store.for_each_prefix(CF_ROWS, &prefix, |_, v| {
+            n += u64::from(!codec::decode_header(v)?.deleted);
+            Ok(true)
+        })?;
         Ok(n)
     }
 

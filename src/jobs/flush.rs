@@ -274,7 +274,7 @@ pub fn cold_stats(
         None => cold::pkidx_key(&keys::table_range(def.id).0),
     };
     let mut live = 0u64;
-    view.try_for_each_prefix(CF_META, &prefix, |_, v| {
+    view.for_each_prefix(CF_META, &prefix, |_, v| {
         live += u64::from(!ColdLoc::decode(v)?.deleted);
         Ok(true)
     })?;
@@ -295,7 +295,7 @@ pub fn flush_due(core: &Core, def: &TableDef, now_ms: i64) -> Result<bool> {
     let mut due = false;
     let mut current: Vec<u8> = Vec::new();
     let mut count = 0u64;
-    core.store.try_for_each_prefix(CF_ROWS, &prefix, |k, v| {
+    core.store.for_each_prefix(CF_ROWS, &prefix, |k, v| {
         if let Some((p, _)) = keys::split_partition(k)
             && p.as_bytes() != current.as_slice()
         {
@@ -323,7 +323,7 @@ pub async fn purge_tombstones(core: &Core, def: &TableDef, now_ms: i64) -> Resul
     let mut b = Batch::default();
     let mut purged = 0u64;
     let (prefix, _) = keys::table_range(def.id);
-    core.store.try_for_each_prefix(CF_ROWS, &prefix, |k, v| {
+    core.store.for_each_prefix(CF_ROWS, &prefix, |k, v| {
         let h = codec::decode_header(v)?;
         if h.deleted && h.seq < cutoff {
             b.delete(&core.store, CF_ROWS, k);
@@ -333,7 +333,7 @@ pub async fn purge_tombstones(core: &Core, def: &TableDef, now_ms: i64) -> Resul
     })?;
     let mut dv: std::collections::HashMap<u64, Vec<u32>> = std::collections::HashMap::new();
     core.store
-        .try_for_each_prefix(CF_META, &cold::pkidx_key(&prefix), |k, v| {
+        .for_each_prefix(CF_META, &cold::pkidx_key(&prefix), |k, v| {
             let l = ColdLoc::decode(v)?;
             if l.deleted && l.seq < cutoff {
                 dv.entry(l.file_id).or_default().push(l.row);

@@ -179,7 +179,7 @@ pub fn delete_table_records(b: &mut Batch, store: &Store, table_id: u64) {
 /// The live files of a table (all partitions, or one), as of `view`.
 pub fn manifest(view: &View<'_>, table_id: u64, partition: Option<&str>) -> Result<Vec<FileEntry>> {
     let mut out = Vec::new();
-    view.try_for_each_prefix(CF_META, &manifest_prefix(table_id, partition), |_, v| {
+    view.for_each_prefix(CF_META, &manifest_prefix(table_id, partition), |_, v| {
         out.push(serde_json::from_slice(v)?);
         Ok(true)
     })?;

@@ -137,18 +137,18 @@ impl Store {
         let mut out = Vec::new();
         self.for_each_prefix(cf, prefix, |k, v| {
             out.push((k.into(), v.into()));
-            true
+            Ok(true)
         })?;
         Ok(out)
     }
 
-    /// Calls `f(key, value)` for every key starting with `prefix`, in key order, until `f`
-    /// returns false.
+    /// Calls `f(key, value)` for every key starting with `prefix`, in key order. `f` returns
+    /// `Ok(false)` to stop early; its first error stops the scan and is returned.
     pub fn for_each_prefix(
         &self,
         cf: &str,
         prefix: &[u8],
-        f: impl FnMut(&[u8], &[u8]) -> bool,
+        f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
         self.for_each_prefix_at(None, cf, prefix, f)
     }
@@ -158,7 +158,7 @@ impl Store {
         snapshot: Option<&Snapshot<'_>>,
         cf: &str,
         prefix: &[u8],
-        mut f: impl FnMut(&[u8], &[u8]) -> bool,
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
         let h = self.cf(cf)?;
         let iter = self.db.iterator_cf_opt(
@@ -168,40 +168,11 @@ impl Store {
         );
         for item in iter {
             let (k, v) = item?;
-            if !k.starts_with(prefix) || !f(&k, &v) {
+            if !k.starts_with(prefix) || !f(&k, &v)? {
                 break;
             }
         }
         Ok(())
-    }
-
-    /// Like [`Store::for_each_prefix`] with a fallible callback: `f` returns `Ok(false)` to stop
-    /// early, and its first error stops the scan and is returned.
-    pub fn try_for_each_prefix(
-        &self,
-        cf: &str,
-        prefix: &[u8],
-        f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
-    ) -> Result<()> {
-        self.try_for_each_prefix_at(None, cf, prefix, f)
-    }
-
-    fn try_for_each_prefix_at(
-        &self,
-        snapshot: Option<&Snapshot<'_>>,
-        cf: &str,
-        prefix: &[u8],
-        mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
-    ) -> Result<()> {
-        let mut failure = None;
-        self.for_each_prefix_at(snapshot, cf, prefix, |k, v| match f(k, v) {
-            Ok(go_on) => go_on,
-            Err(e) => {
-                failure = Some(e);
-                false
-            }
-        })?;
-        failure.map_or(Ok(()), Err)
     }
 
     /// A consistent point-in-time view across both column families (a RocksDB snapshot), so a
@@ -238,23 +209,12 @@ impl View<'_> {
         self.store.get_at(Some(&self.snapshot), cf, key)
     }
 
-    /// [`Store::try_for_each_prefix`] as of the snapshot.
-    pub fn try_for_each_prefix(
-        &self,
-        cf: &str,
-        prefix: &[u8],
-        f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
-    ) -> Result<()> {
-        self.store
-            .try_for_each_prefix_at(Some(&self.snapshot), cf, prefix, f)
-    }
-
     /// [`Store::for_each_prefix`] as of the snapshot.
     pub fn for_each_prefix(
         &self,
         cf: &str,
         prefix: &[u8],
-        f: impl FnMut(&[u8], &[u8]) -> bool,
+        f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
         self.store
             .for_each_prefix_at(Some(&self.snapshot), cf, prefix, f)

@@ -496,7 +496,7 @@ impl KalamTable {
                     .store
                     .for_each_prefix(CF_ROWS, &self.prefix(), |_, _| {
                         n += 1;
-                        true
+                        Ok(true)
                     })?;
                 counts.insert(key.clone(), n);
                 n
@@ -740,7 +740,7 @@ pub(crate) fn decode_hot(
             )?);
             Ok(())
         };
-    view.try_for_each_prefix(CF_ROWS, prefix, |k, v| {
+    view.for_each_prefix(CF_ROWS, prefix, |k, v| {
         let h = codec::decode_header(v)?;
         if (h.deleted && !include_deleted) || h.seq < ttl_cutoff {
             return Ok(true);
