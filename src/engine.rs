@@ -1359,6 +1359,11 @@ mod tests {
             .json_rows()
     }
 
+    async fn message(engine: &Engine, sql: &str) -> String {
+        let mut r = engine.execute(sql, &Session::root()).await.unwrap();
+        r.pop().and_then(|r| r.message).unwrap()
+    }
+
     async fn stat(engine: &Engine, table: &str, name: &str) -> serde_json::Value {
         let all = rows(engine, &format!("SHOW STATS FOR TABLE {table}")).await;
         all.into_iter().find(|r| r[0] == name).unwrap()[1].clone()
@@ -1461,21 +1466,9 @@ mod tests {
         let def = e.core.catalog.table("k", "t").unwrap();
         let lock = e.core.table_lock(def.id);
         let guard = lock.lock().await; // the job starts but cannot flush yet
-        let first = e
-            .execute("FLUSH TABLE k.t", &Session::root())
-            .await
-            .unwrap()[0]
-            .message
-            .clone()
-            .unwrap();
+        let first = message(&e, "FLUSH TABLE k.t").await;
         let id = first.rsplit(' ').next().unwrap().to_string();
-        let second = e
-            .execute("STORAGE FLUSH TABLE k.t", &Session::root())
-            .await
-            .unwrap()[0]
-            .message
-            .clone()
-            .unwrap();
+        let second = message(&e, "STORAGE FLUSH TABLE k.t").await;
         assert_eq!(
             second,
             format!("Flush already in progress for table 'k.t'. Job ID: {id}")
@@ -1629,13 +1622,7 @@ mod tests {
             dir.path().join("storage/dr/t/u").is_dir(),
             "USER partitions get their own directory"
         );
-        let msg = e
-            .execute("DROP TABLE dr.t", &Session::root())
-            .await
-            .unwrap()[0]
-            .message
-            .clone()
-            .unwrap();
+        let msg = message(&e, "DROP TABLE dr.t").await;
         assert_eq!(
             msg,
             format!("Table 'dr.t' dropped (2 file(s) deleted, {bytes} bytes freed)")
