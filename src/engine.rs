@@ -398,7 +398,8 @@ impl Engine {
         let sql = &normalize_current_user(sql);
         let ctx = self.context(session, mentions_system_columns(sql))?;
         let state = ctx.state();
-        let statement = state.sql_to_statement(sql, &datafusion::config::Dialect::Generic)?;
+        let mut statement = state.sql_to_statement(sql, &datafusion::config::Dialect::Generic)?;
+        self.rewrite_insert_defaults(&mut statement, session)?;
         let kind = classify(&statement)?;
         let plan = state.statement_to_plan(statement).await?;
         let plan = if params.is_empty() {
@@ -446,6 +447,86 @@ impl Engine {
             _ => "Deleted",
         };
         Ok(QueryResult::message(format!("{verb} {n} row(s)"), n))
+    }
+
+    /// `INSERT ... VALUES (DEFAULT, ...)` (PostgreSQL): DataFusion 55 plans `DEFAULT` as a column
+    /// name, so each bare `DEFAULT` in VALUES is replaced by its column's default expression
+    /// (or NULL) before planning. Statements naming unknown tables are left for DataFusion to reject.
+    fn rewrite_insert_defaults(&self, stmt: &mut DfStatement, session: &Session) -> Result<()> {
+        use datafusion::sql::sqlparser::{dialect::GenericDialect, parser::Parser};
+        let is_default = |e: &ast::Expr| matches!(e, ast::Expr::Identifier(i) if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"));
+        let DfStatement::Statement(s) = stmt else {
+            return Ok(());
+        };
+        let ast::Statement::Insert(ins) = s.as_mut() else {
+            return Ok(());
+        };
+        let Some(source) = ins.source.as_mut() else {
+            return Ok(());
+        };
+        let ast::SetExpr::Values(values) = source.body.as_mut() else {
+            return Ok(());
+        };
+        if !values.rows.iter().any(|r| r.content.iter().any(is_default)) {
+            return Ok(());
+        }
+        let ident = |i: &ast::Ident| {
+            if i.quote_style.is_some() {
+                i.value.clone()
+            } else {
+                i.value.to_lowercase()
+            }
+        };
+        let ast::TableObject::TableName(name) = &ins.table else {
+            return Ok(());
+        };
+        let parts: Vec<String> = name
+            .0
+            .iter()
+            .filter_map(|p| p.as_ident())
+            .map(ident)
+            .collect();
+        let (ns, table) = match parts.as_slice() {
+            [t] => (session.namespace.clone().unwrap_or_default(), t.clone()),
+            [ns, t] | [_, ns, t] => (ns.clone(), t.clone()),
+            _ => return Ok(()),
+        };
+        let Some(def) = self.core.catalog.table(&ns, &table) else {
+            return Ok(());
+        };
+        let columns: Option<Vec<&ColumnDef>> = if ins.columns.is_empty() {
+            Some(def.columns.iter().collect())
+        } else {
+            ins.columns
+                .iter()
+                .map(|c| {
+                    c.0.last()
+                        .and_then(|p| p.as_ident())
+                        .and_then(|i| def.column(&ident(i)))
+                })
+                .collect()
+        };
+        let Some(columns) = columns else {
+            return Ok(());
+        };
+        for row in values.rows.iter_mut() {
+            for (e, c) in row.content.iter_mut().zip(&columns) {
+                if !is_default(e) {
+                    continue;
+                }
+                let sql = match &c.default {
+                    // sqlparser reads CURRENT_USER as a keyword without parentheses.
+                    Some(crate::catalog::DefaultValue::CurrentUser) => "CURRENT_USER".to_string(),
+                    Some(d) => d.to_sql(),
+                    None => "NULL".to_string(),
+                };
+                *e = Parser::new(&GenericDialect {})
+                    .try_with_sql(&sql)
+                    .and_then(|mut p| p.parse_expr())
+                    .map_err(|err| Error::Internal(format!("cannot plan DEFAULT {sql}: {err}")))?;
+            }
+        }
+        Ok(())
     }
 
     fn execute_kalam(&self, stmt: KalamStatement, session: &mut Session) -> Result<QueryResult> {
