@@ -285,30 +285,39 @@ impl KalamTable {
             .build(expr)
     }
 
-    /// True if `key` has a live (not deleted) version in the hot or the cold tier.
-    fn key_is_live(&self, key: &[u8]) -> Result<bool> {
+    /// Where `key`'s current version is: `(live, cold location)`. The hot tier is checked first;
+    /// a key with a hot version has no cold index entry (the one-place invariant, see
+    /// [`cold`]), so the index is only read for keys absent from the hot tier.
+    fn lookup(&self, key: &[u8]) -> Result<(bool, Option<cold::ColdLoc>)> {
         if let Some(v) = self.core.store.get(CF_ROWS, key)? {
-            return Ok(!codec::decode_header(&v)?.deleted);
+            return Ok((!codec::decode_header(&v)?.deleted, None));
         }
-        Ok(match self.core.store.get(CF_META, &cold::pkidx_key(key))? {
-            Some(v) => !cold::ColdLoc::decode(&v)?.deleted,
-            None => false,
-        })
+        if self.def.table_type == TableType::Stream {
+            return Ok((false, None));
+        }
+        match self.core.store.get(CF_META, &cold::pkidx_key(key))? {
+            Some(v) => {
+                let loc = cold::ColdLoc::decode(&v)?;
+                Ok((!loc.deleted, Some(loc)))
+            }
+            None => Ok((false, None)),
+        }
     }
 
-    /// Before a hot write of `key`: if its current version is cold, mark that row superseded
-    /// (deletion vector, collected in `dv`) and drop its index entry, in the same batch.
-    fn supersede(&self, wb: &mut Batch, key: &[u8], dv: &mut HashMap<u64, Vec<u32>>) -> Result<()> {
-        if self.def.table_type == TableType::Stream {
-            return Ok(());
-        }
-        let ik = cold::pkidx_key(key);
-        if let Some(v) = self.core.store.get(CF_META, &ik)? {
-            let loc = cold::ColdLoc::decode(&v)?;
+    /// Before a hot write of `key` whose current version is the cold row `cold` (from
+    /// [`KalamTable::lookup`]): mark that row superseded (deletion vector, collected in `dv`) and
+    /// drop its index entry, in the same batch.
+    fn supersede(
+        &self,
+        wb: &mut Batch,
+        key: &[u8],
+        cold: Option<cold::ColdLoc>,
+        dv: &mut HashMap<u64, Vec<u32>>,
+    ) {
+        if let Some(loc) = cold {
             dv.entry(loc.file_id).or_default().push(loc.row);
-            wb.delete(&self.core.store, CF_META, &ik);
+            wb.delete(&self.core.store, CF_META, &cold::pkidx_key(key));
         }
-        Ok(())
     }
 
     /// Writes a statement's batch: collected deletion vectors, the `_seq` mark, then the rows.
@@ -434,7 +443,8 @@ impl KalamTable {
                             .position(|c| c.id == pk.id)
                             .unwrap_or(0);
                         let key = self.pk_key(pk, arrays[pos].as_ref(), row)?;
-                        let exists = in_statement.contains(&key) || self.key_is_live(&key)?;
+                        let (live, cold_version) = self.lookup(&key)?;
+                        let exists = in_statement.contains(&key) || live;
                         if exists {
                             return Err(Error::Execution(format!(
                                 "duplicate primary key: {} = {} already exists in table '{}'",
@@ -444,7 +454,7 @@ impl KalamTable {
                             )));
                         }
                         in_statement.insert(key.clone());
-                        self.supersede(&mut wb, &key, &mut dv)?;
+                        self.supersede(&mut wb, &key, cold_version, &mut dv);
                         key
                     }
                     None => {
@@ -592,12 +602,18 @@ impl KalamTable {
                 let seq = crate::ids::next_seq();
                 last_seq = seq;
                 let old_key: &[u8] = &batch_keys[row];
-                let mut key = old_key.to_vec();
-                if let Some(p) = pk_pos {
-                    let new_key = self.pk_key(&self.def.columns[p], arrays[p].as_ref(), row)?;
-                    if new_key != old_key {
-                        let taken = new_keys.contains(&new_key) || self.key_is_live(&new_key)?;
-                        if taken {
+                let old_cold = self.lookup(old_key)?.1;
+                let new_key = match pk_pos {
+                    Some(p) => Some(self.pk_key(&self.def.columns[p], arrays[p].as_ref(), row)?)
+                        .filter(|k| k.as_slice() != old_key)
+                        .map(|k| (p, k)),
+                    None => None,
+                };
+                let (key, key_cold) = match new_key {
+                    // The PRIMARY KEY changed: the row moves; its old key gets a tombstone.
+                    Some((p, new_key)) => {
+                        let (live, new_cold) = self.lookup(&new_key)?;
+                        if new_keys.contains(&new_key) || live {
                             return Err(Error::Execution(format!(
                                 "duplicate primary key: {} = {} already exists in table '{}'",
                                 self.def.columns[p].name,
@@ -606,13 +622,14 @@ impl KalamTable {
                             )));
                         }
                         self.encode(&mut old_buf, seq, true, old, row)?;
-                        self.supersede(&mut wb, old_key, &mut dv)?;
+                        self.supersede(&mut wb, old_key, old_cold, &mut dv);
                         wb.put(&self.core.store, CF_ROWS, old_key, &old_buf);
-                        key = new_key;
+                        (new_key, new_cold)
                     }
-                }
+                    None => (old_key.to_vec(), old_cold),
+                };
                 new_keys.insert(key.clone());
-                self.supersede(&mut wb, &key, &mut dv)?;
+                self.supersede(&mut wb, &key, key_cold, &mut dv);
                 self.encode(&mut buf, seq, false, &arrays, row)?;
                 wb.put(&self.core.store, CF_ROWS, &key, &buf);
                 count += 1;
@@ -647,7 +664,8 @@ impl KalamTable {
                     let seq = crate::ids::next_seq();
                     last_seq = seq;
                     self.encode(&mut buf, seq, true, old, row)?;
-                    self.supersede(&mut wb, &batch_keys[row], &mut dv)?;
+                    let cold_version = self.lookup(&batch_keys[row])?.1;
+                    self.supersede(&mut wb, &batch_keys[row], cold_version, &mut dv);
                     wb.put(&self.core.store, CF_ROWS, &batch_keys[row], &buf);
                 }
                 count += 1;
