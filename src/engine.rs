@@ -35,6 +35,7 @@ use crate::error::{Error, Result};
 use crate::jobs::Jobs;
 use crate::result::QueryResult;
 use crate::session::{Role, Session};
+use crate::sql::lexer::{Tok, TokKind};
 use crate::sql::{self, AlterTableOp, ColumnSpec, CreateTable, KalamStatement, TableName};
 use crate::storage::cold::{self, ColdStore};
 use crate::storage::{Batch, CF_META, CF_ROWS, Store, codec, keys};
@@ -106,18 +107,12 @@ fn io_millis() -> i64 {
     crate::ids::now_millis()
 }
 
-/// Collects whether a statement mentions `_seq`, `_updated` or `_deleted` anywhere.
-fn mentions_system_columns(sql: &str) -> bool {
-    sql::lexer::tokenize(sql)
-        .map(|toks| {
-            toks.iter().any(|t| match &t.kind {
-                sql::lexer::TokKind::Word(w) | sql::lexer::TokKind::QuotedIdent(w) => {
-                    is_system_column(&w.to_ascii_lowercase())
-                }
-                _ => false,
-            })
-        })
-        .unwrap_or(false)
+/// Whether a statement's tokens mention `_seq`, `_updated` or `_deleted` anywhere.
+fn mentions_system_columns(toks: &[Tok]) -> bool {
+    toks.iter().any(|t| match &t.kind {
+        TokKind::Word(w) | TokKind::QuotedIdent(w) => is_system_column(&w.to_ascii_lowercase()),
+        _ => false,
+    })
 }
 
 /// Finds subqueries inside a DML WHERE clause.
@@ -321,7 +316,8 @@ impl Engine {
         session: &mut Session,
         params: &[ScalarValue],
     ) -> Result<QueryResult> {
-        match sql::parse(sql)? {
+        let toks = sql::lexer::tokenize(sql)?;
+        match sql::parse_tokens(sql, &toks)? {
             Some(KalamStatement::ExecuteAs {
                 user_id,
                 sql: inner,
@@ -361,7 +357,7 @@ impl Engine {
                     .await
             }
             Some(stmt) => self.execute_kalam(stmt, session),
-            None => self.execute_datafusion(sql, session, params).await,
+            None => self.execute_datafusion(sql, &toks, session, params).await,
         }
     }
 
@@ -392,11 +388,12 @@ impl Engine {
     async fn execute_datafusion(
         &self,
         sql: &str,
+        toks: &[Tok],
         session: &Session,
         params: &[ScalarValue],
     ) -> Result<QueryResult> {
-        let sql = &normalize_current_user(sql);
-        let ctx = self.context(session, mentions_system_columns(sql))?;
+        let ctx = self.context(session, mentions_system_columns(toks))?;
+        let sql = &normalize_current_user(sql, toks);
         let state = ctx.state();
         let mut statement = state.sql_to_statement(sql, &datafusion::config::Dialect::Generic)?;
         self.rewrite_insert_defaults(&mut statement, session)?;
@@ -1207,11 +1204,7 @@ impl Engine {
 
 /// sqlparser reads `CURRENT_USER` as a parameterless keyword and rejects `CURRENT_USER()`, the
 /// SPEC's spelling; rewrite the call form to the keyword form (same function).
-fn normalize_current_user(sql: &str) -> std::borrow::Cow<'_, str> {
-    use sql::lexer::TokKind;
-    let Ok(toks) = sql::lexer::tokenize(sql) else {
-        return sql.into();
-    };
+fn normalize_current_user<'a>(sql: &'a str, toks: &[Tok]) -> std::borrow::Cow<'a, str> {
     let mut cuts = Vec::new();
     for w in toks.windows(3) {
         if let (TokKind::Word(name), TokKind::Punct('('), TokKind::Punct(')')) =
@@ -1830,10 +1823,13 @@ mod tests {
 
     #[test]
     fn current_user_call_form_is_rewritten() {
+        let rewrite = |sql: &str| {
+            normalize_current_user(sql, &sql::lexer::tokenize(sql).unwrap()).into_owned()
+        };
         assert_eq!(
-            normalize_current_user("SELECT CURRENT_USER(), 'CURRENT_USER()'"),
+            rewrite("SELECT CURRENT_USER(), 'CURRENT_USER()'"),
             "SELECT CURRENT_USER, 'CURRENT_USER()'"
         );
-        assert_eq!(normalize_current_user("SELECT 1"), "SELECT 1");
+        assert_eq!(rewrite("SELECT 1"), "SELECT 1");
     }
 }

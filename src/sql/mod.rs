@@ -9,4 +9,6 @@ pub mod lexer;
 pub mod parser;
 
 pub use lexer::split_statements;
-pub use parser::{AlterTableOp, ColumnSpec, CreateTable, KalamStatement, TableName, parse};
+pub use parser::{
+    AlterTableOp, ColumnSpec, CreateTable, KalamStatement, TableName, parse, parse_tokens,
+};

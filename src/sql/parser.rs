@@ -169,7 +169,7 @@ pub enum KalamStatement {
 
 struct P<'a> {
     sql: &'a str,
-    toks: Vec<Tok>,
+    toks: &'a [Tok],
     pos: usize,
 }
 
@@ -314,7 +314,15 @@ impl<'a> P<'a> {
 /// [`Error::InvalidSql`] (or `INVALID_PARAMETER` for out-of-range options) when the statement is
 /// one of ours but malformed.
 pub fn parse(sql: &str) -> Result<Option<KalamStatement>> {
-    let toks = tokenize(sql)?;
+    parse_tokens(sql, &tokenize(sql)?)
+}
+
+/// [`parse`] over tokens already produced by [`tokenize`] for `sql` (the engine lexes each
+/// statement once and reuses the tokens).
+///
+/// # Errors
+/// As [`parse`].
+pub fn parse_tokens(sql: &str, toks: &[Tok]) -> Result<Option<KalamStatement>> {
     let mut p = P { sql, toks, pos: 0 };
     let first = p.peek_word_at(0).unwrap_or_default();
     let second = p.peek_word_at(1).unwrap_or_default();
