@@ -30,6 +30,21 @@ pub struct Config {
     /// Seconds between background maintenance passes (flush policies, STREAM TTL eviction,
     /// tombstone retention).
     pub maintenance_interval_secs: u64,
+    /// Longest a statement may run, in milliseconds (default 30,000); then it is cancelled with
+    /// `LIMIT_EXCEEDED`. `SET statement_timeout` may lower it for one request.
+    pub statement_timeout_ms: u64,
+    /// Memory one statement's DataFusion operators may reserve, in bytes (default 1 GiB); sorts,
+    /// joins and aggregates over it fail with `LIMIT_EXCEEDED` (nothing spills to disk).
+    pub statement_memory_bytes: u64,
+    /// Rows one statement may return (default 100,000).
+    pub max_result_rows: u64,
+    /// Bytes of Arrow data one statement may return (default 64 MiB).
+    pub max_result_bytes: u64,
+    /// Deepest expression/nesting a statement may have (default 256): parentheses, operator
+    /// chains, set-operation and join chains and CTEs, estimated from the tokens before parsing; see `sql::complexity`.
+    pub max_expression_depth: u64,
+    /// Seconds a client has to send a whole request body (default 30).
+    pub request_body_timeout_secs: u64,
 }
 
 impl Default for Config {
@@ -43,11 +58,179 @@ impl Default for Config {
             maintenance_interval_secs: 5,
             rate_limit_per_sec: None,
             rate_limit_burst: 100,
+            statement_timeout_ms: 30_000,
+            statement_memory_bytes: 1 << 30,
+            max_result_rows: 100_000,
+            max_result_bytes: 64 << 20,
+            max_expression_depth: 256,
+            request_body_timeout_secs: 30,
         }
     }
 }
 
+/// The per-statement limits in force for one statement (docs/limits.md): the server's
+/// configuration, lowered by the request's `SET` statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock budget, milliseconds.
+    pub statement_timeout_ms: u64,
+    /// DataFusion memory pool size, bytes.
+    pub statement_memory_bytes: u64,
+    /// Rows returned, at most.
+    pub max_result_rows: u64,
+    /// Bytes of Arrow data returned, at most.
+    pub max_result_bytes: u64,
+}
+
+impl Limits {
+    /// Each limit the smaller of `self`'s and `other`'s.
+    pub fn narrowed_by(self, other: &Limits) -> Limits {
+        Limits {
+            statement_timeout_ms: self.statement_timeout_ms.min(other.statement_timeout_ms),
+            statement_memory_bytes: self
+                .statement_memory_bytes
+                .min(other.statement_memory_bytes),
+            max_result_rows: self.max_result_rows.min(other.max_result_rows),
+            max_result_bytes: self.max_result_bytes.min(other.max_result_bytes),
+        }
+    }
+}
+
+/// A limit that a request may lower with `SET name = value` (PostgreSQL's `SET`, scoped to the
+/// rest of the request like `USE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Setting {
+    /// `statement_timeout` / `statement_timeout_ms` (milliseconds; `'2s'`, `'500ms'`, `'1min'`).
+    StatementTimeout,
+    /// `statement_memory_bytes` (bytes; `'64MB'`, `'1GB'`).
+    StatementMemory,
+    /// `max_result_rows`.
+    MaxResultRows,
+    /// `max_result_bytes` (bytes; `'1MB'`).
+    MaxResultBytes,
+}
+
+impl Setting {
+    /// Every setting, in `SHOW` order.
+    pub const ALL: [Setting; 4] = [
+        Setting::StatementTimeout,
+        Setting::StatementMemory,
+        Setting::MaxResultRows,
+        Setting::MaxResultBytes,
+    ];
+
+    /// The setting named `name` (case-insensitive), if any.
+    pub fn from_name(name: &str) -> Option<Setting> {
+        match name.to_ascii_lowercase().as_str() {
+            "statement_timeout" | "statement_timeout_ms" => Some(Setting::StatementTimeout),
+            "statement_memory_bytes" => Some(Setting::StatementMemory),
+            "max_result_rows" => Some(Setting::MaxResultRows),
+            "max_result_bytes" => Some(Setting::MaxResultBytes),
+            _ => None,
+        }
+    }
+
+    /// The config key (also accepted by `SET`).
+    pub fn key(&self) -> &'static str {
+        match self {
+            Setting::StatementTimeout => "statement_timeout_ms",
+            Setting::StatementMemory => "statement_memory_bytes",
+            Setting::MaxResultRows => "max_result_rows",
+            Setting::MaxResultBytes => "max_result_bytes",
+        }
+    }
+
+    /// Reads this setting from `limits`.
+    pub fn get(&self, limits: &Limits) -> u64 {
+        match self {
+            Setting::StatementTimeout => limits.statement_timeout_ms,
+            Setting::StatementMemory => limits.statement_memory_bytes,
+            Setting::MaxResultRows => limits.max_result_rows,
+            Setting::MaxResultBytes => limits.max_result_bytes,
+        }
+    }
+
+    fn slot<'a>(&self, limits: &'a mut Limits) -> &'a mut u64 {
+        match self {
+            Setting::StatementTimeout => &mut limits.statement_timeout_ms,
+            Setting::StatementMemory => &mut limits.statement_memory_bytes,
+            Setting::MaxResultRows => &mut limits.max_result_rows,
+            Setting::MaxResultBytes => &mut limits.max_result_bytes,
+        }
+    }
+
+    /// Parses a `SET` value: a whole number, or for durations `n ms|s|min|h` and for sizes
+    /// `n B|kB|MB|GB` (1024-based, as PostgreSQL reads memory settings), quoted or not.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for anything else, 0, or a value that overflows.
+    pub fn parse_value(&self, raw: &str) -> Result<u64> {
+        let text = raw.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (digits, unit) = text.split_at(split);
+        let bad = || {
+            Error::InvalidParameter(format!(
+                "invalid value '{raw}' for {}: expected {}",
+                self.key(),
+                match self {
+                    Setting::StatementTimeout => "milliseconds or a duration such as '2s'",
+                    Setting::MaxResultRows => "a whole number of rows",
+                    _ => "bytes or a size such as '64MB'",
+                }
+            ))
+        };
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        let unit = unit.trim().to_ascii_lowercase();
+        let mult: u64 = match (self, unit.as_str()) {
+            (_, "") => 1,
+            (Setting::StatementTimeout, "ms") => 1,
+            (Setting::StatementTimeout, "s") => 1_000,
+            (Setting::StatementTimeout, "min") => 60_000,
+            (Setting::StatementTimeout, "h") => 3_600_000,
+            (Setting::StatementMemory | Setting::MaxResultBytes, "b") => 1,
+            (Setting::StatementMemory | Setting::MaxResultBytes, "kb") => 1 << 10,
+            (Setting::StatementMemory | Setting::MaxResultBytes, "mb") => 1 << 20,
+            (Setting::StatementMemory | Setting::MaxResultBytes, "gb") => 1 << 30,
+            _ => return Err(bad()),
+        };
+        match n.checked_mul(mult) {
+            Some(v) if v > 0 => Ok(v),
+            _ => Err(bad()),
+        }
+    }
+
+    /// Lowers this setting in `limits` to `value`.
+    ///
+    /// # Errors
+    /// [`Error::PermissionDenied`] when `value` exceeds the current value: a request may only
+    /// tighten the server's limits.
+    pub fn lower(&self, limits: &mut Limits, value: u64) -> Result<()> {
+        let slot = self.slot(limits);
+        if value > *slot {
+            return Err(Error::PermissionDenied(format!(
+                "{} can only be lowered: {value} exceeds the limit in force ({})",
+                self.key(),
+                *slot
+            )));
+        }
+        *slot = value;
+        Ok(())
+    }
+}
+
 impl Config {
+    /// The per-statement limits this configuration sets.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            statement_timeout_ms: self.statement_timeout_ms,
+            statement_memory_bytes: self.statement_memory_bytes,
+            max_result_rows: self.max_result_rows,
+            max_result_bytes: self.max_result_bytes,
+        }
+    }
+
     /// A default config with data in `dir` (used by tests).
     pub fn with_data_dir(dir: impl Into<PathBuf>) -> Config {
         Config {
@@ -57,10 +240,12 @@ impl Config {
     }
 
     /// Loads `path` if given (TOML with the field names above), then applies `KALAMDB_DATA_DIR`,
-    /// `KALAMDB_BIND`, `KALAMDB_SYNC_WRITES`, `KALAMDB_MAX_SQL_BYTES`, `KALAMDB_ROOT_PASSWORD`.
+    /// `KALAMDB_BIND`, `KALAMDB_SYNC_WRITES`, `KALAMDB_MAX_SQL_BYTES`, `KALAMDB_ROOT_PASSWORD`
+    /// and `KALAMDB_<KEY>` for every limit of `docs/limits.md`, then checks the limits.
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] for an unreadable file, bad TOML, or a bad variable value.
+    /// [`Error::InvalidParameter`] for an unreadable file, bad TOML, a bad variable value, or a
+    /// limit of 0.
     pub fn load(path: Option<&Path>) -> Result<Config> {
         let mut config = match path {
             Some(p) => {
@@ -74,7 +259,32 @@ impl Config {
             None => Config::default(),
         };
         config.apply_env(|k| std::env::var(k).ok())?;
+        config.validate()?;
         Ok(config)
+    }
+
+    /// Checks that every limit is at least 1 (a limit of 0 would refuse every statement).
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] naming the first zero limit.
+    pub fn validate(&self) -> Result<()> {
+        for (key, v) in [
+            ("max_sql_bytes", self.max_sql_bytes as u64),
+            ("statement_timeout_ms", self.statement_timeout_ms),
+            ("statement_memory_bytes", self.statement_memory_bytes),
+            ("max_result_rows", self.max_result_rows),
+            ("max_result_bytes", self.max_result_bytes),
+            ("max_expression_depth", self.max_expression_depth),
+            ("request_body_timeout_secs", self.request_body_timeout_secs),
+            ("maintenance_interval_secs", self.maintenance_interval_secs),
+        ] {
+            if v == 0 {
+                return Err(Error::InvalidParameter(format!(
+                    "config {key} must be at least 1"
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
@@ -96,6 +306,30 @@ impl Config {
         }
         if let Some(v) = get("KALAMDB_ROOT_PASSWORD") {
             self.root_password = Some(v);
+        }
+        for (key, slot) in [
+            (
+                "KALAMDB_STATEMENT_TIMEOUT_MS",
+                &mut self.statement_timeout_ms,
+            ),
+            (
+                "KALAMDB_STATEMENT_MEMORY_BYTES",
+                &mut self.statement_memory_bytes,
+            ),
+            ("KALAMDB_MAX_RESULT_ROWS", &mut self.max_result_rows),
+            ("KALAMDB_MAX_RESULT_BYTES", &mut self.max_result_bytes),
+            (
+                "KALAMDB_MAX_EXPRESSION_DEPTH",
+                &mut self.max_expression_depth,
+            ),
+            (
+                "KALAMDB_REQUEST_BODY_TIMEOUT_SECS",
+                &mut self.request_body_timeout_secs,
+            ),
+        ] {
+            if let Some(v) = get(key) {
+                *slot = parse(key, &v)?;
+            }
         }
         Ok(())
     }

@@ -11,18 +11,22 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use datafusion::arrow::array::AsArray;
+use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, TimeUnit, UInt64Type};
 use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
 use datafusion::common::ParamValues;
 use datafusion::execution::FunctionRegistry;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionState;
+use datafusion::execution::disk_manager::{DiskManager, DiskManagerMode};
+use datafusion::execution::memory_pool::GreedyMemoryPool;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::{self, Visit, Visitor};
+use datafusion::sql::sqlparser::ast;
+use futures::StreamExt;
 
 use crate::auth::{self, ROOT_USER, UserRecord, Users};
 use crate::catalog::provider::{CATALOG_NAME, RequestCatalog};
@@ -30,9 +34,12 @@ use crate::catalog::{
     Catalog, ColumnDef, FlushPolicy, NamespaceDef, RESERVED_NAMESPACES, SqlType, TableDef,
     TableType, is_system_column, validate_identifier,
 };
-use crate::config::Config;
+use crate::config::{Config, Limits, Setting};
 use crate::error::{Error, Result};
 use crate::jobs::Jobs;
+use crate::query::dml;
+use crate::query::guard::{self, PlanKind};
+use crate::query::runtime::{QueryRuntime, StatementControl, run_with_deadline};
 use crate::result::QueryResult;
 use crate::session::{Role, Session};
 use crate::sql::lexer::{Tok, TokKind};
@@ -93,14 +100,27 @@ impl Core {
 
 /// An open KalamDB instance.
 pub struct Engine {
-    core: Arc<Core>,
-    base_state: SessionState,
+    exec: Arc<Executor>,
+    runtime: QueryRuntime,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("core", &self.core).finish()
+        f.debug_struct("Engine")
+            .field("core", &self.exec.core)
+            .field("runtime", &self.runtime)
+            .finish()
     }
+}
+
+/// What runs statements: the shared state plus the DataFusion templates. Lives on the query
+/// runtime's threads (the [`Engine`] only hands work to it).
+struct Executor {
+    core: Arc<Core>,
+    base_state: SessionState,
+    /// Disk manager, caches and object stores shared by every statement; each statement gets
+    /// its own memory pool on top (`statement_memory_bytes`).
+    base_runtime_env: Arc<RuntimeEnv>,
 }
 
 fn io_millis() -> i64 {
@@ -115,44 +135,14 @@ fn mentions_system_columns(toks: &[Tok]) -> bool {
     })
 }
 
-/// Finds subqueries inside a DML WHERE clause.
-struct SubqueryFinder(bool);
-impl Visitor for SubqueryFinder {
-    type Break = ();
-    fn pre_visit_expr(&mut self, e: &ast::Expr) -> std::ops::ControlFlow<()> {
-        if matches!(
-            e,
-            ast::Expr::Subquery(_) | ast::Expr::InSubquery { .. } | ast::Expr::Exists { .. }
-        ) {
-            self.0 = true;
-            return std::ops::ControlFlow::Break(());
-        }
-        std::ops::ControlFlow::Continue(())
-    }
-}
-
-fn has_subquery(e: &ast::Expr) -> bool {
-    let mut f = SubqueryFinder(false);
-    let _ = e.visit(&mut f);
-    f.0
-}
-
-/// What a DataFusion statement is, for result shaping.
-#[derive(Clone, Copy, PartialEq)]
-enum DmlKind {
-    Insert,
-    Update,
-    Delete,
-    Query,
-}
-
 fn json_to_scalar(v: &serde_json::Value) -> Result<ScalarValue> {
     Ok(match v {
         serde_json::Value::Null => ScalarValue::Null,
         serde_json::Value::Bool(b) => ScalarValue::Boolean(Some(*b)),
-        serde_json::Value::Number(n) => match n.as_i64() {
-            Some(i) => ScalarValue::Int64(Some(i)),
-            None => ScalarValue::Float64(n.as_f64()),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => ScalarValue::Int64(Some(i)),
+            (None, Some(u)) => ScalarValue::UInt64(Some(u)),
+            _ => ScalarValue::Float64(n.as_f64()),
         },
         serde_json::Value::String(s) => ScalarValue::Utf8(Some(s.clone())),
         other => {
@@ -165,11 +155,13 @@ fn json_to_scalar(v: &serde_json::Value) -> Result<ScalarValue> {
 
 impl Engine {
     /// Opens (or creates) the instance in `config.data_dir`: RocksDB, the catalog, the users
-    /// (bootstrapping `root`), and the DataFusion session template.
+    /// (bootstrapping `root`), the DataFusion session template and the query runtime.
     ///
     /// # Errors
-    /// [`Error::Internal`] when the directory cannot be opened (e.g. locked by another process).
+    /// [`Error::Internal`] when the directory cannot be opened (e.g. locked by another process);
+    /// [`Error::InvalidParameter`] for a limit of 0.
     pub fn open(config: Config) -> Result<Engine> {
+        config.validate()?;
         let store = Arc::new(Store::open(
             &config.data_dir.join("rocksdb"),
             config.sync_writes,
@@ -207,12 +199,23 @@ impl Engine {
             hot_counts: Mutex::default(),
             locks: Mutex::default(),
         });
-        let session_config = SessionConfig::new()
+        let mut session_config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema(CATALOG_NAME, "default")
             .with_create_default_catalog_and_schema(false);
+        // Numeric literals that do not fit BIGINT are exact decimals (as in PostgreSQL), so
+        // storing -9223372036854775809 into a BIGINT fails instead of rounding to i64::MIN.
+        session_config
+            .options_mut()
+            .sql_parser
+            .parse_float_as_decimal = true;
+        // Nothing spills to disk: a statement over its memory limit fails with LIMIT_EXCEEDED.
+        let base_runtime_env = RuntimeEnvBuilder::new()
+            .with_disk_manager_builder(DiskManager::builder().with_mode(DiskManagerMode::Disabled))
+            .build_arc()?;
         let mut base_state = SessionStateBuilder::new()
             .with_config(session_config)
+            .with_runtime_env(base_runtime_env.clone())
             .with_default_features()
             .build();
         for udf in [
@@ -222,19 +225,115 @@ impl Engine {
         ] {
             base_state.register_udf(Arc::new(udf))?;
         }
-        Ok(Engine { core, base_state })
+        Ok(Engine {
+            exec: Arc::new(Executor {
+                core,
+                base_state,
+                base_runtime_env,
+            }),
+            runtime: QueryRuntime::new()?,
+        })
     }
 
     /// The user directory (for authentication by the server).
     pub fn users(&self) -> &Users {
-        &self.core.users
+        &self.exec.core.users
     }
 
     /// The configuration the engine was opened with.
     pub fn config(&self) -> &Config {
-        &self.core.config
+        &self.exec.core.config
     }
 
+    /// Statements running right now (a statement whose client went away stops counting once
+    /// it has been cancelled).
+    pub fn running_statements(&self) -> usize {
+        self.runtime.running()
+    }
+
+    /// Removes STREAM rows older than their table's TTL as of `now_ms`; see
+    /// [`Executor::evict_expired_stream_rows`].
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn evict_expired_stream_rows(&self, now_ms: i64) -> Result<u64> {
+        self.exec.evict_expired_stream_rows(now_ms).await
+    }
+
+    /// Flushes the WAL; call before exit (graceful shutdown).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn shutdown(&self) -> Result<()> {
+        self.exec.core.store.flush_wal()
+    }
+
+    /// Runs every statement of `sql` as `session`; see [`Engine::execute_with_params`].
+    ///
+    /// # Errors
+    /// As [`Engine::execute_with_params`].
+    pub async fn execute(&self, sql: &str, session: &Session) -> Result<Vec<QueryResult>> {
+        self.execute_with_params(sql, session, &[]).await
+    }
+
+    /// Runs every statement of `sql` in order as `session`, binding `$1, $2, ...` to `params`,
+    /// on the query runtime. Returns one result per statement; the first failing statement's
+    /// error ends the request (statements before it stay committed). Each statement runs under
+    /// the limits of `docs/limits.md`; dropping the returned future cancels the work.
+    ///
+    /// # Errors
+    /// `EMPTY_SQL` for a request without statements, `PAYLOAD_TOO_LARGE` over `max_sql_bytes`,
+    /// `LIMIT_EXCEEDED` when a statement hits a limit; otherwise the failing statement's error.
+    pub async fn execute_with_params(
+        &self,
+        sql: &str,
+        session: &Session,
+        params: &[serde_json::Value],
+    ) -> Result<Vec<QueryResult>> {
+        let exec = self.exec.clone();
+        let (sql, session, params) = (sql.to_owned(), session.clone(), params.to_vec());
+        self.runtime
+            .run(async move { exec.execute_request(&sql, session, &params).await })
+            .await
+    }
+
+    /// Waits until no flush job is queued or running, polling until `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::Internal`] if jobs are still busy at the deadline.
+    pub async fn wait_for_jobs(&self, timeout: std::time::Duration) -> Result<()> {
+        let deadline = std::time::Instant::now() + timeout;
+        while self.exec.core.jobs.busy() {
+            if std::time::Instant::now() > deadline {
+                return Err(Error::Internal("jobs still running at the deadline".into()));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        Ok(())
+    }
+
+    /// One maintenance pass as of `now_ms`; see [`Executor::run_maintenance`]. Runs on the
+    /// query runtime (flush jobs it starts live there too).
+    ///
+    /// # Errors
+    /// The first storage failure; every table is still visited.
+    pub async fn run_maintenance(&self, now_ms: i64) -> Result<()> {
+        let exec = self.exec.clone();
+        self.runtime
+            .run(async move { exec.run_maintenance(now_ms).await })
+            .await
+    }
+
+    /// Removes Parquet files that no manifest names (start-up recovery after a crash).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn remove_orphan_files(&self) -> Result<usize> {
+        crate::jobs::flush::remove_orphan_files(&self.exec.core).await
+    }
+}
+
+impl Executor {
     /// Removes STREAM rows older than their table's TTL as of `now_ms` (ms since the Unix epoch),
     /// across all partitions; returns how many were removed. Reads already hide expired rows;
     /// this reclaims their space. The server runs it every `ttl_eviction_interval_secs`.
@@ -265,26 +364,11 @@ impl Engine {
         Ok(removed)
     }
 
-    /// Flushes the WAL; call before exit (graceful shutdown).
-    pub fn shutdown(&self) -> Result<()> {
-        self.core.store.flush_wal()
-    }
-
-    /// Runs every statement of `sql` as `session`; see [`Engine::execute_with_params`].
-    pub async fn execute(&self, sql: &str, session: &Session) -> Result<Vec<QueryResult>> {
-        self.execute_with_params(sql, session, &[]).await
-    }
-
-    /// Runs every statement of `sql` in order as `session`, binding `$1, $2, ...` to `params`.
-    /// Returns one result per statement; the first failing statement's error ends the request
-    /// (statements before it stay committed).
-    ///
-    /// # Errors
-    /// `EMPTY_SQL` for a request without statements; otherwise the failing statement's error.
-    pub async fn execute_with_params(
+    /// The body of [`Engine::execute_with_params`], on the query runtime.
+    async fn execute_request(
         &self,
         sql: &str,
-        session: &Session,
+        session: Session,
         params: &[serde_json::Value],
     ) -> Result<Vec<QueryResult>> {
         if sql.len() > self.core.config.max_sql_bytes {
@@ -302,12 +386,24 @@ impl Engine {
             .iter()
             .map(json_to_scalar)
             .collect::<Result<Vec<_>>>()?;
-        let mut session = session.clone();
+        let mut session = session;
         let mut out = Vec::with_capacity(statements.len());
         for stmt in statements {
-            out.push(self.execute_one(stmt, &mut session, &params).await?);
+            let limits = self.limits(&session);
+            let control = Arc::new(StatementControl::default());
+            let run = self.execute_one(stmt, &mut session, &params, &control);
+            out.push(run_with_deadline(run, limits.statement_timeout_ms, &control).await?);
         }
         Ok(out)
+    }
+
+    /// The limits in force for `session`: the configuration, lowered by the session's `SET`s.
+    fn limits(&self, session: &Session) -> Limits {
+        let config = self.core.config.limits();
+        match &session.limits {
+            Some(s) => config.narrowed_by(s),
+            None => config,
+        }
     }
 
     async fn execute_one(
@@ -315,7 +411,9 @@ impl Engine {
         sql: &str,
         session: &mut Session,
         params: &[ScalarValue],
+        control: &Arc<StatementControl>,
     ) -> Result<QueryResult> {
+        sql::complexity::check(sql, self.core.config.max_expression_depth)?;
         let toks = sql::lexer::tokenize(sql)?;
         match sql::parse_tokens(sql, &toks)? {
             Some(KalamStatement::ExecuteAs {
@@ -331,17 +429,18 @@ impl Engine {
                     )));
                 }
                 let inner_statements = sql::split_statements(&inner);
-                if inner_statements.len() != 1 {
+                let [inner] = inner_statements.as_slice() else {
                     return Err(Error::InvalidSql(
                         "EXECUTE AS USER takes exactly one statement".into(),
                     ));
-                }
+                };
                 let mut as_user = Session {
                     user_id: target.user_id,
                     role: target.role,
                     namespace: session.namespace.clone(),
+                    limits: session.limits,
                 };
-                Box::pin(self.execute_one(inner_statements[0], &mut as_user, params)).await
+                Box::pin(self.execute_one(inner, &mut as_user, params, control)).await
             }
             Some(KalamStatement::DropTable {
                 name,
@@ -357,12 +456,22 @@ impl Engine {
                     .await
             }
             Some(stmt) => self.execute_kalam(stmt, session),
-            None => self.execute_datafusion(sql, &toks, session, params).await,
+            None => {
+                self.execute_datafusion(sql, &toks, session, params, control)
+                    .await
+            }
         }
     }
 
-    /// A `SessionContext` for one statement, with the `kalam` catalog bound to `session`.
-    fn context(&self, session: &Session, with_system_columns: bool) -> Result<SessionContext> {
+    /// A `SessionContext` for one statement, with the `kalam` catalog bound to `session`, a
+    /// memory pool of `limits.statement_memory_bytes`, and `control` for the write path.
+    fn context(
+        &self,
+        session: &Session,
+        with_system_columns: bool,
+        limits: &Limits,
+        control: Arc<StatementControl>,
+    ) -> Result<SessionContext> {
         let catalogs: Arc<dyn CatalogProviderList> = Arc::new(MemoryCatalogProviderList::new());
         catalogs.register_catalog(
             CATALOG_NAME.to_string(),
@@ -372,77 +481,107 @@ impl Engine {
                 with_system_columns,
             )),
         );
+        let pool_bytes = usize::try_from(limits.statement_memory_bytes).unwrap_or(usize::MAX);
+        let base = &self.base_runtime_env;
+        let runtime_env = Arc::new(RuntimeEnv {
+            memory_pool: Arc::new(GreedyMemoryPool::new(pool_bytes)),
+            disk_manager: base.disk_manager.clone(),
+            cache_manager: base.cache_manager.clone(),
+            object_store_registry: base.object_store_registry.clone(),
+        });
         let mut state = SessionStateBuilder::new_from_existing(self.base_state.clone())
             .with_catalog_list(catalogs)
+            .with_runtime_env(runtime_env)
             .build();
-        state.config_mut().options_mut().catalog.default_schema = session
+        let config = state.config_mut();
+        config.options_mut().catalog.default_schema = session
             .namespace
             .clone()
             .unwrap_or_else(|| "default".to_string());
+        config.set_extension(control);
         state.register_udf(Arc::new(crate::functions::current_user_udf(
             &session.user_id,
         )))?;
         Ok(SessionContext::new_with_state(state))
     }
 
+    /// Plans a statement KalamDB does not parse itself with DataFusion, checks what it does
+    /// ([`guard`]), and runs it: reads and INSERT through DataFusion, UPDATE and DELETE through
+    /// [`dml`] with their exact predicate. Results are streamed under the result-size limits.
     async fn execute_datafusion(
         &self,
         sql: &str,
         toks: &[Tok],
         session: &Session,
         params: &[ScalarValue],
+        control: &Arc<StatementControl>,
     ) -> Result<QueryResult> {
-        let ctx = self.context(session, mentions_system_columns(toks))?;
+        let limits = self.limits(session);
+        let ctx = self.context(
+            session,
+            mentions_system_columns(toks),
+            &limits,
+            control.clone(),
+        )?;
         let sql = &normalize_current_user(sql, toks);
         let state = ctx.state();
         let mut statement = state.sql_to_statement(sql, &datafusion::config::Dialect::Generic)?;
+        guard::check_ast(&statement)?;
         self.rewrite_insert_defaults(&mut statement, session)?;
-        let kind = classify(&statement)?;
         let plan = state.statement_to_plan(statement).await?;
         let plan = if params.is_empty() {
             plan
         } else {
             plan.with_param_values(ParamValues::from(params.to_vec()))?
         };
-        match &plan {
-            LogicalPlan::Ddl(_) | LogicalPlan::Copy(_) => {
-                return Err(Error::Execution(format!(
-                    "statement not supported: {}",
-                    sql.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
-                )));
+        let kind = guard::classify(&plan)?;
+        match kind {
+            PlanKind::Update | PlanKind::Delete => self.execute_dml(&state, plan, control).await,
+            PlanKind::Query | PlanKind::Insert => {
+                let df = ctx.execute_logical_plan(plan).await?;
+                let schema = Arc::new(df.schema().as_arrow().clone());
+                let stream = df.execute_stream().await?;
+                let (batches, row_count) = collect_limited(stream, &limits).await?;
+                if kind == PlanKind::Query {
+                    Ok(QueryResult {
+                        schema,
+                        batches,
+                        row_count,
+                        message: None,
+                    })
+                } else {
+                    let n = first_count(&batches);
+                    Ok(QueryResult::message(format!("Inserted {n} row(s)"), n))
+                }
             }
-            LogicalPlan::Statement(_) => {
-                return Err(Error::Execution(
-                    "transaction and SET statements are not supported".into(),
-                ));
-            }
-            _ => {}
         }
-        let df = ctx.execute_logical_plan(plan).await?;
-        let schema = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await?;
-        if kind == DmlKind::Query {
-            let row_count = batches.iter().map(|b| b.num_rows()).sum();
-            return Ok(QueryResult {
-                schema,
-                batches,
-                row_count,
-                message: None,
-            });
-        }
-        let n = batches
-            .first()
-            .and_then(|b| {
-                b.column(0)
-                    .as_primitive_opt::<UInt64Type>()
-                    .map(|a| a.value(0))
-            })
-            .unwrap_or(0) as usize;
-        let verb = match kind {
-            DmlKind::Insert => "Inserted",
-            DmlKind::Update => "Updated",
-            _ => "Deleted",
+    }
+
+    /// UPDATE/DELETE: analyze (type coercion, no optimization), take the exact predicate and
+    /// assignments off the plan, and run the table's write path.
+    async fn execute_dml(
+        &self,
+        state: &SessionState,
+        plan: LogicalPlan,
+        control: &StatementControl,
+    ) -> Result<QueryResult> {
+        let plan = state
+            .analyzer()
+            .execute_and_check(plan, state.config_options(), |_, _| {})?;
+        let write = dml::extract(&plan)?;
+        let n = if write.delete {
+            write
+                .table
+                .delete_where(state, write.predicate, control)
+                .await?
+        } else {
+            write
+                .table
+                .update_where(state, write.assignments, write.predicate, control)
+                .await?
         };
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        let verb = if write.delete { "Deleted" } else { "Updated" };
         Ok(QueryResult::message(format!("{verb} {n} row(s)"), n))
     }
 
@@ -828,6 +967,34 @@ impl Engine {
             KalamStatement::KillLiveQuery(id) => Err(Error::InvalidParameter(format!(
                 "live query '{id}' does not exist"
             ))),
+            KalamStatement::Set { name, value } => {
+                let setting = Setting::from_name(&name).ok_or_else(|| {
+                    Error::InvalidParameter(format!(
+                        "unknown setting '{name}': SET accepts statement_timeout, \
+                         statement_memory_bytes, max_result_rows and max_result_bytes"
+                    ))
+                })?;
+                let v = setting.parse_value(&value)?;
+                let mut limits = self.limits(session);
+                setting.lower(&mut limits, v)?;
+                session.limits = Some(limits);
+                Ok(QueryResult::message(
+                    format!("SET {} = {v}", setting.key()),
+                    0,
+                ))
+            }
+            KalamStatement::ShowSetting(name) => {
+                let limits = self.limits(session);
+                let (key, v) = match Setting::from_name(&name) {
+                    Some(s) => (s.key(), s.get(&limits)),
+                    None => ("max_expression_depth", core.config.max_expression_depth),
+                };
+                let v = i64::try_from(v).unwrap_or(i64::MAX);
+                QueryResult::rows(
+                    &[(key, DataType::Int64)],
+                    vec![vec![ScalarValue::Int64(Some(v))]],
+                )
+            }
         }
     }
 
@@ -965,46 +1132,36 @@ impl Engine {
         ))
     }
 
-    /// Waits until no flush job is queued or running, polling until `timeout`.
-    ///
-    /// # Errors
-    /// [`Error::Internal`] if jobs are still busy at the deadline.
-    pub async fn wait_for_jobs(&self, timeout: std::time::Duration) -> Result<()> {
-        let deadline = std::time::Instant::now() + timeout;
-        while self.core.jobs.busy() {
-            if std::time::Instant::now() > deadline {
-                return Err(Error::Internal("jobs still running at the deadline".into()));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-        Ok(())
-    }
-
     /// One maintenance pass as of `now_ms`: STREAM TTL eviction, flushes whose policy is due,
-    /// and purging tombstones past DELETED_RETENTION (recorded as `cleanup` jobs).
+    /// and purging tombstones past DELETED_RETENTION (recorded as `cleanup` jobs). A table that
+    /// fails does not stop the pass: every table is visited, failures are logged, and the first
+    /// one is returned.
     ///
     /// # Errors
-    /// The first storage failure.
-    pub async fn run_maintenance(&self, now_ms: i64) -> Result<()> {
-        self.evict_expired_stream_rows(now_ms).await?;
+    /// The first failure.
+    async fn run_maintenance(&self, now_ms: i64) -> Result<()> {
+        let mut first_error = self.evict_expired_stream_rows(now_ms).await.err();
         for t in self.core.catalog.tables(None) {
             if t.table_type == TableType::Stream {
                 continue;
             }
-            if crate::jobs::flush::flush_due(&self.core, &t, now_ms)? {
-                crate::jobs::start_flush(&self.core, t.clone(), None, crate::auth::ROOT_USER)?;
-            }
-            let purged = crate::jobs::flush::purge_tombstones(&self.core, &t, now_ms).await?;
-            if purged > 0 {
-                crate::jobs::record_maintenance(&self.core, "cleanup", &t, purged)?;
+            if let Err(e) = self.maintain_table(&t, now_ms).await {
+                tracing::warn!(table = %t.qualified(), error = %e, "maintenance failed");
+                first_error.get_or_insert(e);
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
-    /// Removes Parquet files that no manifest names (start-up recovery after a crash).
-    pub async fn remove_orphan_files(&self) -> Result<usize> {
-        crate::jobs::flush::remove_orphan_files(&self.core).await
+    async fn maintain_table(&self, t: &Arc<TableDef>, now_ms: i64) -> Result<()> {
+        if crate::jobs::flush::flush_due(&self.core, t, now_ms)? {
+            crate::jobs::start_flush(&self.core, t.clone(), None, crate::auth::ROOT_USER)?;
+        }
+        let purged = crate::jobs::flush::purge_tombstones(&self.core, t, now_ms).await?;
+        if purged > 0 {
+            crate::jobs::record_maintenance(&self.core, "cleanup", t, purged)?;
+        }
+        Ok(())
     }
 
     fn create_table(&self, ct: CreateTable, session: &Session) -> Result<QueryResult> {
@@ -1202,6 +1359,49 @@ impl Engine {
     }
 }
 
+/// Drains a result stream, failing as soon as it exceeds `max_result_rows` or
+/// `max_result_bytes` (Arrow bytes of the rows kept, slices counted by their own size).
+/// Returns the batches and the row count.
+async fn collect_limited(
+    mut stream: datafusion::execution::SendableRecordBatchStream,
+    limits: &Limits,
+) -> Result<(Vec<RecordBatch>, usize)> {
+    let (mut batches, mut rows, mut bytes) = (Vec::new(), 0u64, 0u64);
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        rows = rows.saturating_add(batch.num_rows() as u64);
+        if rows > limits.max_result_rows {
+            return Err(Error::LimitExceeded(format!(
+                "max_result_rows: the result has more than {} rows; add a LIMIT or a narrower WHERE",
+                limits.max_result_rows
+            )));
+        }
+        for column in batch.columns() {
+            let size = column.to_data().get_slice_memory_size()?;
+            bytes = bytes.saturating_add(size as u64);
+        }
+        if bytes > limits.max_result_bytes {
+            return Err(Error::LimitExceeded(format!(
+                "max_result_bytes: the result is larger than {} bytes; select fewer rows or columns",
+                limits.max_result_bytes
+            )));
+        }
+        batches.push(batch);
+    }
+    Ok((batches, usize::try_from(rows).unwrap_or(usize::MAX)))
+}
+
+/// The `count` a DataFusion DML plan returns (its first row, first column).
+fn first_count(batches: &[RecordBatch]) -> usize {
+    batches
+        .first()
+        .filter(|b| b.num_rows() > 0)
+        .and_then(|b| b.columns().first())
+        .and_then(|c| c.as_primitive_opt::<UInt64Type>().map(|a| a.value(0)))
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0)
+}
+
 /// sqlparser reads `CURRENT_USER` as a parameterless keyword and rejects `CURRENT_USER()`, the
 /// SPEC's spelling; rewrite the call form to the keyword form (same function).
 fn normalize_current_user<'a>(sql: &'a str, toks: &[Tok]) -> std::borrow::Cow<'a, str> {
@@ -1316,67 +1516,6 @@ fn column_def(spec: &ColumnSpec, id: u32, added_in: u32) -> Result<ColumnDef> {
         primary_key: spec.primary_key,
         added_in,
     })
-}
-
-/// Classifies a DataFusion statement and rejects what KalamDB does not allow: system columns as
-/// INSERT/UPDATE targets, subqueries in UPDATE/DELETE WHERE, UPDATE ... FROM.
-fn classify(stmt: &DfStatement) -> Result<DmlKind> {
-    let DfStatement::Statement(s) = stmt else {
-        return Ok(DmlKind::Query);
-    };
-    match s.as_ref() {
-        ast::Statement::Insert(ins) => {
-            if let Some(c) = ins
-                .columns
-                .iter()
-                .find(|c| is_system_column(&c.to_string().to_ascii_lowercase()))
-            {
-                return Err(Error::InvalidSql(format!(
-                    "system column '{c}' cannot be inserted"
-                )));
-            }
-            Ok(DmlKind::Insert)
-        }
-        ast::Statement::Update(u) => {
-            for a in &u.assignments {
-                let target = a.target.to_string().to_ascii_lowercase();
-                let col = target.rsplit('.').next().unwrap_or(&target);
-                if is_system_column(col) {
-                    return Err(Error::InvalidSql(format!(
-                        "system column '{col}' cannot be updated"
-                    )));
-                }
-                if has_subquery(&a.value) {
-                    return Err(Error::InvalidSql(
-                        "UPDATE with a subquery is not supported".into(),
-                    ));
-                }
-            }
-            if u.from.is_some() {
-                return Err(Error::InvalidSql("UPDATE ... FROM is not supported".into()));
-            }
-            if u.selection.as_ref().is_some_and(has_subquery) {
-                return Err(Error::InvalidSql(
-                    "UPDATE/DELETE with a subquery in WHERE is not supported".into(),
-                ));
-            }
-            Ok(DmlKind::Update)
-        }
-        ast::Statement::Delete(d) => {
-            if d.selection.as_ref().is_some_and(has_subquery) {
-                return Err(Error::InvalidSql(
-                    "UPDATE/DELETE with a subquery in WHERE is not supported".into(),
-                ));
-            }
-            if d.using.is_some() {
-                return Err(Error::InvalidSql(
-                    "DELETE ... USING is not supported".into(),
-                ));
-            }
-            Ok(DmlKind::Delete)
-        }
-        _ => Ok(DmlKind::Query),
-    }
 }
 
 #[cfg(test)]
@@ -1537,8 +1676,8 @@ mod tests {
             "CREATE NAMESPACE k; CREATE SHARED TABLE k.t (id INT); INSERT INTO k.t VALUES (1)",
         )
         .await;
-        let def = e.core.catalog.table("k", "t").unwrap();
-        let lock = e.core.table_lock(def.id);
+        let def = e.exec.core.catalog.table("k", "t").unwrap();
+        let lock = e.exec.core.table_lock(def.id);
         let guard = lock.lock().await; // the job starts but cannot flush yet
         let first = message(&e, "FLUSH TABLE k.t").await;
         let id = first.rsplit(' ').next().unwrap().to_string();
@@ -1561,7 +1700,7 @@ mod tests {
         );
         assert_eq!(stat(&e, "k.t", "hot_rows").await, "1");
         assert!(
-            e.core.cold.list().await.unwrap().is_empty(),
+            e.exec.core.cold.list().await.unwrap().is_empty(),
             "the killed flush's file is discarded"
         );
         let again = e
@@ -1640,8 +1779,8 @@ mod tests {
             .unwrap();
         // Remove the first file from disk: only queries that must read it can fail.
         let first = {
-            let view = e.core.store.view();
-            let def = e.core.catalog.table("pr", "t").unwrap();
+            let view = e.exec.core.store.view();
+            let def = e.exec.core.catalog.table("pr", "t").unwrap();
             let mut files = cold::manifest(&view, def.id, None).unwrap();
             files.sort_by_key(|f| f.file_id);
             files[0].path.clone()
@@ -1701,7 +1840,7 @@ mod tests {
             msg,
             format!("Table 'dr.t' dropped (2 file(s) deleted, {bytes} bytes freed)")
         );
-        assert!(e.core.cold.list().await.unwrap().is_empty());
+        assert!(e.exec.core.cold.list().await.unwrap().is_empty());
         e.execute("CREATE USER TABLE dr.t (id INT)", &Session::root())
             .await
             .unwrap();
@@ -1725,6 +1864,7 @@ mod tests {
             .await
             .unwrap();
         let mut paths: Vec<String> = e
+            .exec
             .core
             .cold
             .list()
@@ -1759,8 +1899,8 @@ mod tests {
              INSERT INTO w.t VALUES (1, 'old'), (2, 'two')",
         )
         .await;
-        let def = e.core.catalog.table("w", "t").unwrap();
-        let lock = e.core.table_lock(def.id);
+        let def = e.exec.core.catalog.table("w", "t").unwrap();
+        let lock = e.exec.core.table_lock(def.id);
         let guard = lock.lock().await;
         e.execute("FLUSH TABLE w.t", &Session::root())
             .await
@@ -1768,6 +1908,7 @@ mod tests {
         // The job snapshots and writes its file without the lock, then waits for it to commit.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while e
+            .exec
             .core
             .cold
             .list()
@@ -1797,8 +1938,8 @@ mod tests {
         codec::push_cell(&mut value, def.columns[0].id, id.as_ref(), 0).unwrap();
         codec::push_cell(&mut value, def.columns[1].id, v.as_ref(), 0).unwrap();
         let mut b = Batch::default();
-        b.put(&e.core.store, CF_ROWS, &key, &value);
-        e.core.store.write(b).unwrap();
+        b.put(&e.exec.core.store, CF_ROWS, &key, &value);
+        e.exec.core.store.write(b).unwrap();
         drop(guard);
         e.wait_for_jobs(std::time::Duration::from_secs(30))
             .await

@@ -34,6 +34,11 @@ pub enum Error {
     PayloadTooLarge(String),
     /// The caller sent more requests than the configured rate limit allows.
     RateLimited(String),
+    /// The statement hit one of the limits of `docs/limits.md` (time, memory, result size,
+    /// nesting depth). The message names the limit and its config key; nothing was changed.
+    /// Modelled on PostgreSQL's SQLSTATE class 54 "program limit exceeded" and 57014
+    /// "statement timeout".
+    LimitExceeded(String),
     /// A bug or an I/O failure on our side.
     Internal(String),
 }
@@ -56,11 +61,12 @@ impl Error {
             Error::PermissionDenied(_) => "PERMISSION_DENIED",
             Error::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Error::RateLimited(_) => "RATE_LIMIT_EXCEEDED",
+            Error::LimitExceeded(_) => "LIMIT_EXCEEDED",
             Error::Internal(_) => "INTERNAL_ERROR",
         }
     }
 
-    /// The HTTP status for this error (400, 401, 403, 413, 429 or 500).
+    /// The HTTP status for this error (400, 401, 403, 413, 429 or 500; `LIMIT_EXCEEDED` is 400).
     pub fn http_status(&self) -> u16 {
         match self {
             Error::Unauthorized(_) => 401,
@@ -86,6 +92,7 @@ impl Error {
             | Error::PermissionDenied(m)
             | Error::PayloadTooLarge(m)
             | Error::RateLimited(m)
+            | Error::LimitExceeded(m)
             | Error::Internal(m) => m.clone(),
         }
     }
@@ -105,6 +112,7 @@ impl Error {
             "PERMISSION_DENIED" => Error::PermissionDenied(message),
             "PAYLOAD_TOO_LARGE" => Error::PayloadTooLarge(message),
             "RATE_LIMIT_EXCEEDED" => Error::RateLimited(message),
+            "LIMIT_EXCEEDED" => Error::LimitExceeded(message),
             _ => Error::Internal(message),
         }
     }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod functions;
 pub mod ids;
 pub mod jobs;
+pub mod query;
 pub mod result;
 pub mod server;
 pub mod session;

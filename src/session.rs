@@ -5,7 +5,11 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Limits;
 use crate::error::{Error, Result};
+
+/// The bootstrap superuser's id (SPEC section 6): created on first start with role `system`.
+pub const ROOT_USER: &str = "root";
 
 /// A role of SPEC section 6, ordered by privilege (`User < Service < Dba < System`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Hash)]
@@ -64,6 +68,9 @@ pub struct Session {
     pub role: Role,
     /// Default namespace for unqualified table names (`USE ns` or the request's `namespace` field).
     pub namespace: Option<String>,
+    /// Limits lowered by `SET` earlier in the request (None: the server's). The engine applies
+    /// the smaller of these and its configuration, so a session can never raise a limit.
+    pub limits: Option<Limits>,
 }
 
 impl Session {
@@ -73,12 +80,13 @@ impl Session {
             user_id: user_id.into(),
             role,
             namespace: None,
+            limits: None,
         }
     }
 
     /// The bootstrap superuser `root` (role `system`).
     pub fn root() -> Session {
-        Session::new(crate::auth::ROOT_USER, Role::System)
+        Session::new(ROOT_USER, Role::System)
     }
 
     /// Fails with `PERMISSION_DENIED` unless the role is at least `min`.

@@ -16,8 +16,7 @@ use crate::error::{Error, Result};
 use crate::session::{Role, Session};
 use crate::storage::{Batch, CF_META, Store};
 
-/// The bootstrap superuser.
-pub const ROOT_USER: &str = "root";
+pub use crate::session::ROOT_USER;
 
 /// One user record. `password_hash` never leaves this module's callers unfiltered:
 /// `system.users` does not have the column.

@@ -5,6 +5,7 @@
 //! DESCRIBE, EXECUTE AS, USE, FLUSH, KILL) and returns `None` for everything else, which the
 //! engine hands to DataFusion (SELECT, INSERT, UPDATE, DELETE, EXPLAIN, ...).
 
+pub mod complexity;
 pub mod lexer;
 pub mod parser;
 

@@ -165,6 +165,15 @@ pub enum KalamStatement {
     KillJob(String),
     /// KILL LIVE QUERY 'id'.
     KillLiveQuery(String),
+    /// `SET [SESSION|LOCAL] name {=|TO} value`: lowers a limit for the rest of the request.
+    Set {
+        /// The setting's name as written (lower-cased).
+        name: String,
+        /// The value's text (number, word or string contents).
+        value: String,
+    },
+    /// `SHOW name` for a limit of `docs/limits.md`.
+    ShowSetting(String),
 }
 
 struct P<'a> {
@@ -550,6 +559,28 @@ pub fn parse_tokens(sql: &str, toks: &[Tok]) -> Result<Option<KalamStatement>> {
             p.pos += 2;
             KalamStatement::KillJob(p.string()?)
         }
+        ("SET", _) => {
+            p.pos += 1;
+            let _ = p.eat_word("SESSION") || p.eat_word("LOCAL");
+            let mut name = p.ident()?;
+            while p.eat_punct('.') {
+                name.push('.');
+                name.push_str(&p.ident()?);
+            }
+            if !p.eat_punct('=') {
+                p.expect_word("TO")?;
+            }
+            let value = match p.peek() {
+                Some(TokKind::Num(v) | TokKind::Str(v) | TokKind::Word(v)) => v.clone(),
+                _ => return Err(p.unexpected("expected a value")),
+            };
+            p.pos += 1;
+            KalamStatement::Set { name, value }
+        }
+        ("SHOW", name) if is_limit_name(name) => {
+            p.pos += 2;
+            KalamStatement::ShowSetting(name.to_ascii_lowercase())
+        }
         ("KILL", "LIVE") => {
             p.pos += 2;
             p.expect_word("QUERY")?;
@@ -559,6 +590,11 @@ pub fn parse_tokens(sql: &str, toks: &[Tok]) -> Result<Option<KalamStatement>> {
     };
     p.expect_end()?;
     Ok(Some(stmt))
+}
+
+/// True for the names `SHOW` reports as KalamDB limits (upper-case input).
+fn is_limit_name(name: &str) -> bool {
+    crate::config::Setting::from_name(name).is_some() || name == "MAX_EXPRESSION_DEPTH"
 }
 
 /// Words that end a DEFAULT expression at depth 0.

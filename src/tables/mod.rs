@@ -44,6 +44,7 @@ use futures::future::BoxFuture;
 use crate::catalog::{ColumnDef, DELETED, SEQ, SqlType, TableDef, TableType, UPDATED};
 use crate::engine::Core;
 use crate::error::{Error, Result};
+use crate::query::runtime::StatementControl;
 use crate::session::{Role, Session};
 use crate::storage::codec::{self, ColumnBuilder, RowHeader};
 use crate::storage::{Batch, CF_META, CF_ROWS, View, cold, keys};
@@ -321,7 +322,16 @@ impl KalamTable {
     }
 
     /// Writes a statement's batch: collected deletion vectors, the `_seq` mark, then the rows.
-    fn commit(&self, mut wb: Batch, dv: HashMap<u64, Vec<u32>>, last_seq: u64) -> Result<()> {
+    /// From here on the statement is past its point of no return (its deadline no longer
+    /// cancels it), so a timeout never reports failure for a committed write.
+    fn commit(
+        &self,
+        mut wb: Batch,
+        dv: HashMap<u64, Vec<u32>>,
+        last_seq: u64,
+        control: &StatementControl,
+    ) -> Result<()> {
+        control.enter_commit();
         for (file_id, rows) in dv {
             cold::extend_deletion_vector(&mut wb, &self.core.store, self.def.id, file_id, &rows)?;
         }
@@ -418,7 +428,11 @@ impl KalamTable {
     }
 
     /// Inserts every row of `batches` as one atomic write; returns the row count.
-    async fn insert_batches(&self, batches: &[RecordBatch]) -> Result<u64> {
+    async fn insert_batches(
+        &self,
+        batches: &[RecordBatch],
+        control: &StatementControl,
+    ) -> Result<u64> {
         let lock = self.core.table_lock(self.def.id);
         let _guard = lock.lock().await;
         let pk = self.def.primary_key();
@@ -469,7 +483,7 @@ impl KalamTable {
             }
         }
         if count > 0 {
-            self.commit(wb, dv, last_seq)?;
+            self.commit(wb, dv, last_seq, control)?;
             self.note_inserted(count)?;
             if self.def.table_type == TableType::Stream {
                 self.enforce_buffer_size()?;
@@ -565,6 +579,7 @@ impl KalamTable {
         &self,
         assignments: &[(usize, Arc<dyn PhysicalExpr>)],
         filter: &Option<Arc<dyn PhysicalExpr>>,
+        control: &StatementControl,
     ) -> Result<u64> {
         let lock = self.core.table_lock(self.def.id);
         let _guard = lock.lock().await;
@@ -636,13 +651,17 @@ impl KalamTable {
             }
         }
         if count > 0 {
-            self.commit(wb, dv, last_seq)?;
+            self.commit(wb, dv, last_seq, control)?;
         }
         Ok(count)
     }
 
     /// DELETE: tombstones (USER/SHARED) or removes (STREAM) matching rows.
-    async fn delete_rows(&self, filter: &Option<Arc<dyn PhysicalExpr>>) -> Result<u64> {
+    async fn delete_rows(
+        &self,
+        filter: &Option<Arc<dyn PhysicalExpr>>,
+        control: &StatementControl,
+    ) -> Result<u64> {
         let lock = self.core.table_lock(self.def.id);
         let _guard = lock.lock().await;
         let all: Vec<usize> = (0..self.def.arrow_schema(true).fields().len()).collect();
@@ -672,28 +691,25 @@ impl KalamTable {
             }
         }
         if count > 0 {
-            self.commit(wb, dv, last_seq)?;
+            self.commit(wb, dv, last_seq, control)?;
         }
         Ok(count)
     }
 
-    /// Compiles DML filters against the full schema; rejects subqueries.
+    /// Compiles a DML predicate against the full schema; rejects subqueries.
     fn compile_filter(
         &self,
         state: &dyn DfSession,
-        filters: Vec<Expr>,
+        predicate: Option<Expr>,
     ) -> Result<Option<Arc<dyn PhysicalExpr>>> {
+        let Some(predicate) = predicate else {
+            return Ok(None);
+        };
         let full = self.def.arrow_schema(true);
         let df_schema = DFSchema::try_from(full.as_ref().clone())?;
-        let mut stripped = Vec::new();
-        for f in filters {
-            reject_subqueries(&f)?;
-            stripped.push(strip_qualifiers(f)?);
-        }
-        match conjunction(stripped) {
-            Some(e) => Ok(Some(state.create_physical_expr(e, &df_schema)?)),
-            None => Ok(None),
-        }
+        reject_subqueries(&predicate)?;
+        let predicate = strip_qualifiers(predicate)?;
+        Ok(Some(state.create_physical_expr(predicate, &df_schema)?))
     }
 }
 
@@ -963,25 +979,38 @@ impl TableProvider for KalamTable {
                 "{op} is not supported; use INSERT INTO"
             ))));
         }
-        Ok(self.write_exec("InsertExec", Some(input), |t, batches| {
-            Box::pin(async move { t.insert_batches(&batches).await })
-        }))
+        Ok(
+            self.write_exec("InsertExec", Some(input), |t, batches, control| {
+                Box::pin(async move { t.insert_batches(&batches, &control).await })
+            }),
+        )
     }
+}
 
-    async fn update(
+impl KalamTable {
+    /// UPDATE: sets `assignments` (column name → value, qualifiers allowed) on every row of the
+    /// caller's partition where `predicate` is TRUE (every row when None). The engine calls this
+    /// with the statement's exact WHERE clause (see [`crate::query::dml`]). Returns the number
+    /// of rows whose stored values changed.
+    ///
+    /// # Errors
+    /// `UPDATE` on a STREAM table, a role that may not write, a subquery, a constraint
+    /// violation, or storage failures; nothing is written then.
+    pub async fn update_where(
         &self,
         state: &dyn DfSession,
         assignments: Vec<(String, Expr)>,
-        filters: Vec<Expr>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        predicate: Option<Expr>,
+        control: &StatementControl,
+    ) -> Result<u64> {
         if self.def.table_type == TableType::Stream {
-            return Err(df_err(Error::Execution(format!(
+            return Err(Error::Execution(format!(
                 "UPDATE is not supported on STREAM table '{}'",
                 self.def.qualified()
-            ))));
+            )));
         }
-        self.check_write_allowed().map_err(df_err)?;
-        let filter = self.compile_filter(state, filters).map_err(df_err)?;
+        self.check_write_allowed()?;
+        let filter = self.compile_filter(state, predicate)?;
         let full = self.def.arrow_schema(true);
         let df_schema = DFSchema::try_from(full.as_ref().clone())?;
         let mut compiled = Vec::new();
@@ -992,35 +1021,31 @@ impl TableProvider for KalamTable {
                 .iter()
                 .position(|c| c.name == name)
                 .ok_or_else(|| {
-                    df_err(Error::Execution(format!(
-                        "cannot update column '{name}': not a user column"
-                    )))
+                    Error::Execution(format!("cannot update column '{name}': not a user column"))
                 })?;
-            reject_subqueries(&expr).map_err(df_err)?;
-            let expr = strip_qualifiers(expr).map_err(df_err)?;
+            reject_subqueries(&expr)?;
+            let expr = strip_qualifiers(expr)?;
             compiled.push((pos, state.create_physical_expr(expr, &df_schema)?));
         }
-        Ok(self.write_exec("UpdateExec", None, move |t, _| {
-            let (compiled, filter) = (compiled.clone(), filter.clone());
-            Box::pin(async move { t.update_rows(&compiled, &filter).await })
-        }))
+        self.update_rows(&compiled, &filter, control).await
     }
 
-    async fn delete_from(
+    /// DELETE: tombstones (USER/SHARED) or removes (STREAM) every row of the caller's partition
+    /// where `predicate` is TRUE (every row when None); see [`KalamTable::update_where`].
+    ///
+    /// # Errors
+    /// A role that may not write, a subquery, or storage failures; nothing is written then.
+    pub async fn delete_where(
         &self,
         state: &dyn DfSession,
-        filters: Vec<Expr>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        self.check_write_allowed().map_err(df_err)?;
-        let filter = self.compile_filter(state, filters).map_err(df_err)?;
-        Ok(self.write_exec("DeleteExec", None, move |t, _| {
-            let filter = filter.clone();
-            Box::pin(async move { t.delete_rows(&filter).await })
-        }))
+        predicate: Option<Expr>,
+        control: &StatementControl,
+    ) -> Result<u64> {
+        self.check_write_allowed()?;
+        let filter = self.compile_filter(state, predicate)?;
+        self.delete_rows(&filter, control).await
     }
-}
 
-impl KalamTable {
     /// A [`exec::WriteExec`] that, when executed, collects `input` (if any) and runs `write`
     /// with this table on the blocking pool.
     fn write_exec<F>(
@@ -1030,7 +1055,11 @@ impl KalamTable {
         write: F,
     ) -> Arc<dyn ExecutionPlan>
     where
-        F: Fn(KalamTable, Vec<RecordBatch>) -> BoxFuture<'static, Result<u64>>
+        F: Fn(
+                KalamTable,
+                Vec<RecordBatch>,
+                Arc<StatementControl>,
+            ) -> BoxFuture<'static, Result<u64>>
             + Send
             + Sync
             + 'static,
@@ -1044,11 +1073,17 @@ impl KalamTable {
             Arc::new(move |ctx| {
                 let (table, write, child) = (table.clone(), write.clone(), child.clone());
                 Box::pin(async move {
+                    let control = ctx
+                        .session_config()
+                        .get_extension::<StatementControl>()
+                        .unwrap_or_default();
                     let batches = match child {
                         Some(c) => collect(c, ctx).await?,
                         None => Vec::new(),
                     };
-                    write((*table).clone(), batches).await.map_err(df_err)
+                    write((*table).clone(), batches, control)
+                        .await
+                        .map_err(df_err)
                 })
             }),
         ))

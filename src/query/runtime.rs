@@ -1,0 +1,229 @@
+//! Where statements run, and how they are stopped.
+//!
+//! Every statement executes on the engine's own [`QueryRuntime`], a tokio runtime separate from
+//! the one serving HTTP: however hard a runaway query works, the accept loop, the healthcheck
+//! and request decoding keep their threads. The query runtime's threads have large stacks
+//! (`STACK_BYTES`) as a margin under the nesting-depth limit, and DataFusion's operators yield
+//! cooperatively, so other users' short statements interleave with a long one.
+//!
+//! A statement stops when its deadline passes ([`run_with_deadline`]) or when the caller drops
+//! the request future (a client that went away): [`AbortOnDrop`] cancels the task. A write that
+//! has reached its commit ([`StatementControl::enter_commit`]) is never cut off: it finishes and
+//! reports success, so a timeout error always means "nothing changed".
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::error::{Error, Result};
+
+/// Stack size of a query thread, in bytes: room for the deepest statement
+/// `max_expression_depth` admits, in debug builds too.
+pub const STACK_BYTES: usize = 64 << 20;
+
+/// The tokio runtime statements run on. Dropping it stops its tasks without blocking (it may be
+/// dropped inside another runtime, e.g. by a test).
+pub struct QueryRuntime {
+    runtime: Option<tokio::runtime::Runtime>,
+    running: Arc<AtomicUsize>,
+}
+
+impl std::fmt::Debug for QueryRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryRuntime")
+            .field("running", &self.running.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl QueryRuntime {
+    /// A multi-threaded runtime with one worker per core (at least 2).
+    ///
+    /// # Errors
+    /// [`Error::Internal`] when the OS refuses the threads.
+    pub fn new() -> Result<QueryRuntime> {
+        let workers = std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(2)
+            .max(2);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .thread_name("kalamdb-query")
+            .thread_stack_size(STACK_BYTES)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Internal(format!("cannot start the query runtime: {e}")))?;
+        Ok(QueryRuntime {
+            runtime: Some(runtime),
+            running: Arc::default(),
+        })
+    }
+
+    /// Runs `work` on the query runtime; the returned future resolves to its result, and
+    /// dropping it cancels `work`.
+    ///
+    /// # Errors
+    /// [`Error::Internal`] when `work` panicked (the process survives) or the runtime is gone.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        let runtime = self
+            .runtime
+            .as_ref()
+            .ok_or_else(|| Error::Internal("the query runtime has stopped".into()))?;
+        let running = RunningGuard::new(self.running.clone());
+        let task = AbortOnDrop(runtime.spawn(async move {
+            let _running = running;
+            work.await
+        }));
+        match task.await {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => {
+                tracing::error!("a statement panicked");
+                Err(Error::Internal(
+                    "the statement failed unexpectedly (a bug; see the server log)".into(),
+                ))
+            }
+            Err(_) => Err(Error::Internal("the statement was cancelled".into())),
+        }
+    }
+
+    /// Statements currently running (started and not yet finished or cancelled).
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for QueryRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Counts a running statement for as long as it lives.
+struct RunningGuard(Arc<AtomicUsize>);
+
+impl RunningGuard {
+    fn new(counter: Arc<AtomicUsize>) -> RunningGuard {
+        counter.fetch_add(1, Ordering::SeqCst);
+        RunningGuard(counter)
+    }
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A task handle that aborts the task when dropped (its caller went away).
+pub struct AbortOnDrop<T>(pub JoinHandle<T>);
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = std::result::Result<T, tokio::task::JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Per-statement state shared with the write path (carried to DataFusion operators as a
+/// session-config extension).
+#[derive(Debug, Default)]
+pub struct StatementControl {
+    committing: AtomicBool,
+}
+
+impl StatementControl {
+    /// Marks the point of no return: the statement's write is being committed and must not be
+    /// cut off by its deadline any more.
+    pub fn enter_commit(&self) {
+        self.committing.store(true, Ordering::SeqCst);
+    }
+
+    /// True once [`StatementControl::enter_commit`] was called.
+    pub fn committing(&self) -> bool {
+        self.committing.load(Ordering::SeqCst)
+    }
+}
+
+/// Runs `statement` until `timeout_ms` milliseconds pass, then cancels it with
+/// `LIMIT_EXCEEDED` — unless it has entered its commit, which then runs to completion.
+///
+/// # Errors
+/// The statement's own error, or [`Error::LimitExceeded`] naming `statement_timeout_ms`.
+pub async fn run_with_deadline<T>(
+    statement: impl Future<Output = Result<T>>,
+    timeout_ms: u64,
+    control: &StatementControl,
+) -> Result<T> {
+    let statement = std::pin::pin!(statement);
+    let mut statement = statement;
+    let sleep = tokio::time::sleep(Duration::from_millis(timeout_ms));
+    tokio::select! {
+        biased;
+        r = &mut statement => return r,
+        () = sleep => {}
+    }
+    if control.committing() {
+        return statement.await;
+    }
+    Err(Error::LimitExceeded(format!(
+        "statement_timeout_ms: the statement ran longer than {timeout_ms} ms and was cancelled; \
+         nothing was changed"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_deadline_cancels_work_unless_it_is_committing() {
+        let control = StatementControl::default();
+        let never = std::future::pending::<Result<()>>();
+        let e = run_with_deadline(never, 10, &control).await.unwrap_err();
+        assert_eq!(e.code(), "LIMIT_EXCEEDED");
+        assert!(e.message().contains("statement_timeout_ms"));
+
+        let control = StatementControl::default();
+        control.enter_commit();
+        let slow = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok(7)
+        };
+        assert_eq!(run_with_deadline(slow, 1, &control).await.unwrap(), 7);
+    }
+
+    #[tokio::test]
+    async fn dropping_the_caller_cancels_the_task_and_panics_are_errors() {
+        let rt = QueryRuntime::new().unwrap();
+        let e = rt
+            .run(async { panic!("boom") as Result<()> })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "INTERNAL_ERROR");
+        let fut = rt.run(std::future::pending::<Result<()>>());
+        let started = tokio::time::timeout(Duration::from_millis(20), fut).await;
+        assert!(started.is_err());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while rt.running() > 0 {
+            assert!(std::time::Instant::now() < deadline, "task still running");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
