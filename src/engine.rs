@@ -31,8 +31,8 @@ use futures::StreamExt;
 use crate::auth::{self, ROOT_USER, UserRecord, Users};
 use crate::catalog::provider::{CATALOG_NAME, RequestCatalog};
 use crate::catalog::{
-    Catalog, ColumnDef, FlushPolicy, NamespaceDef, RESERVED_NAMESPACES, SqlType, TableDef,
-    TableType, is_system_column, validate_identifier,
+    Catalog, ColumnDef, FlushPolicy, MAX_BUFFER_SIZE, MAX_COLUMNS, MAX_DURATION_SECS, NamespaceDef,
+    RESERVED_NAMESPACES, SqlType, TableDef, TableType, is_system_column, validate_identifier,
 };
 use crate::config::{Config, Limits, Setting};
 use crate::error::{Error, Result};
@@ -346,7 +346,7 @@ impl Executor {
             let (TableType::Stream, Some(ttl)) = (t.table_type, t.ttl_seconds) else {
                 continue;
             };
-            let cutoff = ((now_ms - ttl as i64 * 1000).max(0) as u64) << crate::ids::COUNTER_BITS;
+            let cutoff = crate::ids::cutoff_seq(now_ms, ttl);
             let lock = self.core.table_lock(t.id);
             let _guard = lock.lock().await;
             let mut b = Batch::default();
@@ -837,12 +837,16 @@ impl Executor {
                     session.require(Role::System, "creating a system user")?;
                 }
                 let _g = core.catalog.ddl_lock();
-                if let Some(u) = core.users.get(&user_id)?
-                    && u.deleted_at.is_none()
-                {
-                    return Err(Error::AlreadyExists(format!(
-                        "user '{user_id}' already exists"
-                    )));
+                if let Some(u) = core.users.get(&user_id)? {
+                    return Err(Error::AlreadyExists(match u.deleted_at {
+                        None => format!("user '{user_id}' already exists"),
+                        // Partitions are keyed by user id: a new 'carol' would inherit the
+                        // dropped one's rows. Ids are never reused (docs/decisions.md).
+                        Some(_) => format!(
+                            "user id '{user_id}' belonged to a dropped user whose rows are kept \
+                             under that id; user ids are never reused, choose another"
+                        ),
+                    }));
                 }
                 let now = io_millis();
                 core.users.put(&UserRecord {
@@ -1175,15 +1179,21 @@ impl Executor {
                 "a table needs at least one column".into(),
             ));
         }
+        if ct.columns.len() > MAX_COLUMNS {
+            return Err(Error::InvalidSql(format!(
+                "a table can have at most {MAX_COLUMNS} columns"
+            )));
+        }
         let mut columns = Vec::with_capacity(ct.columns.len());
-        for (i, spec) in ct.columns.iter().enumerate() {
-            if ct.columns[..i].iter().any(|c| c.name == spec.name) {
+        let mut names = std::collections::HashSet::new();
+        for (id, spec) in (1u32..).zip(&ct.columns) {
+            if !names.insert(spec.name.as_str()) {
                 return Err(Error::InvalidSql(format!(
                     "column '{}' is declared twice",
                     spec.name
                 )));
             }
-            columns.push(column_def(spec, i as u32 + 1, 1)?);
+            columns.push(column_def(spec, id, 1)?);
         }
         if columns.iter().filter(|c| c.primary_key).count() > 1 {
             return Err(Error::InvalidSql(
@@ -1201,15 +1211,20 @@ impl Executor {
                 "STREAM tables are never flushed: remove the FLUSH POLICY".into(),
             ));
         }
-        if ct.ttl_seconds == Some(0) || ct.buffer_size == Some(0) {
-            return Err(Error::InvalidParameter(
-                "TTL and BUFFER_SIZE must be greater than 0".into(),
-            ));
-        }
+        check_range("TTL", "seconds", ct.ttl_seconds, 1, MAX_DURATION_SECS)?;
+        check_range("BUFFER_SIZE", "rows", ct.buffer_size, 1, MAX_BUFFER_SIZE)?;
+        check_range(
+            "DELETED_RETENTION",
+            "seconds",
+            ct.deleted_retention_secs,
+            0,
+            MAX_DURATION_SECS,
+        )?;
+
         let flush_policy = ct.flush_policy.unwrap_or_default();
         flush_policy.validate()?;
         if let Some(l) = &ct.location {
-            validate_location(l, ct.table_type)?;
+            crate::catalog::validate_location(l, ct.table_type)?;
         }
         let storage_id = ct.storage_id.unwrap_or_else(|| "local".into());
         if storage_id != "local" {
@@ -1231,7 +1246,10 @@ impl Executor {
             )));
         }
         let now = io_millis();
-        let next_column_id = columns.len() as u32 + 1;
+        let next_column_id = u32::try_from(columns.len())
+            .ok()
+            .and_then(|n| n.checked_add(1))
+            .ok_or_else(|| Error::InvalidSql("too many columns".into()))?;
         let def = TableDef {
             id: core.catalog.next_table_id()?,
             namespace: ns.clone(),
@@ -1278,7 +1296,10 @@ impl Executor {
         let ns = resolve_namespace(name, session)?;
         let _g = core.catalog.ddl_lock();
         let mut t = (*core.catalog.require_table(&ns, &name.name)?).clone();
-        let version = t.schema_version + 1;
+        let version = t
+            .schema_version
+            .checked_add(1)
+            .ok_or_else(|| Error::InvalidSql("too many schema versions".into()))?;
         match op {
             AlterTableOp::AddColumn(spec) => {
                 if t.column(&spec.name).is_some() {
@@ -1299,8 +1320,16 @@ impl Executor {
                         spec.name
                     )));
                 }
+                if t.columns.len() >= MAX_COLUMNS {
+                    return Err(Error::InvalidSql(format!(
+                        "a table can have at most {MAX_COLUMNS} columns"
+                    )));
+                }
                 let c = column_def(&spec, t.next_column_id, version)?;
-                t.next_column_id += 1;
+                t.next_column_id = t
+                    .next_column_id
+                    .checked_add(1)
+                    .ok_or_else(|| Error::InvalidSql("too many columns".into()))?;
                 t.columns.push(c);
             }
             AlterTableOp::DropColumn(c) => {
@@ -1457,23 +1486,14 @@ fn resolve_namespace(name: &TableName, session: &Session) -> Result<String> {
         })
 }
 
-fn validate_location(l: &str, tt: TableType) -> Result<()> {
-    if tt == TableType::Stream {
-        return Err(Error::InvalidSql(
-            "STREAM tables are never flushed: LOCATION is not allowed".into(),
-        ));
+/// Fails unless `value` (when given) lies in `min..=max`.
+fn check_range(what: &str, unit: &str, value: Option<u64>, min: u64, max: u64) -> Result<()> {
+    match value {
+        Some(v) if !(min..=max).contains(&v) => Err(Error::InvalidParameter(format!(
+            "{what} must be between {min} and {max} {unit}, got {v}"
+        ))),
+        _ => Ok(()),
     }
-    if l.split(['/', '\\']).any(|part| part == "..") {
-        return Err(Error::InvalidParameter(format!(
-            "LOCATION '{l}' must not contain '..'"
-        )));
-    }
-    if tt == TableType::Shared && l.contains("${user_id}") {
-        return Err(Error::InvalidParameter(
-            "LOCATION of a SHARED table cannot contain ${user_id}".into(),
-        ));
-    }
-    Ok(())
 }
 
 fn column_def(spec: &ColumnSpec, id: u32, added_in: u32) -> Result<ColumnDef> {
@@ -1496,7 +1516,24 @@ fn column_def(spec: &ColumnSpec, id: u32, added_in: u32) -> Result<ColumnDef> {
         )));
     }
     if let Some(d) = &spec.default {
-        d.literal_scalar(&spec.sql_type.arrow_type())?;
+        let literal = d.literal_scalar(&spec.sql_type.arrow_type())?;
+        if spec.sql_type == SqlType::Json {
+            // JSON columns are validated on write; their DEFAULT must pass the same check.
+            let valid = match &literal {
+                Some(ScalarValue::Utf8(Some(text))) => {
+                    serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+                }
+                Some(v) => v.is_null(),
+                None => false,
+            };
+            if !valid {
+                return Err(Error::InvalidSql(format!(
+                    "DEFAULT {} of JSON column '{}' is not valid JSON",
+                    d.to_sql(),
+                    spec.name
+                )));
+            }
+        }
         if matches!(d, crate::catalog::DefaultValue::SnowflakeId)
             && spec.sql_type != SqlType::BigInt
         {

@@ -171,7 +171,10 @@ impl From<DataFusionError> for Error {
                 }
             }
             DataFusionError::NotImplemented(m) => Error::Execution(format!("not supported: {m}")),
-            DataFusionError::ResourcesExhausted(m) => Error::Execution(m.clone()),
+            DataFusionError::ResourcesExhausted(m) => Error::LimitExceeded(format!(
+                "statement_memory_bytes: the statement needs more memory than its limit allows \
+                 ({m})"
+            )),
             DataFusionError::IoError(io) => Error::Internal(format!("I/O error: {io}")),
             DataFusionError::Internal(m) => Error::Internal(m.clone()),
             other => Error::Execution(strip_df_prefix(&other.to_string())),

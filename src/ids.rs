@@ -35,6 +35,18 @@ pub fn observe(seq: u64) {
     LAST.fetch_max(seq, Ordering::AcqRel);
 }
 
+/// The smallest `_seq` a write committed at or after `now_ms - secs` seconds can have: rows
+/// with a smaller `_seq` are older than `secs` (TTL, retention and flush cut-offs). Saturates
+/// at 0 for windows reaching before the epoch, so no input can overflow it.
+pub fn cutoff_seq(now_ms: i64, secs: u64) -> u64 {
+    let window_ms = i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(1000);
+    let cutoff_ms = u64::try_from(now_ms.saturating_sub(window_ms)).unwrap_or(0);
+    cutoff_ms
+        .checked_shl(COUNTER_BITS)
+        .filter(|v| v >> COUNTER_BITS == cutoff_ms)
+        .unwrap_or(u64::MAX)
+}
+
 /// The commit time encoded in an id, in milliseconds since the Unix epoch (`_updated`).
 pub fn seq_millis(seq: u64) -> i64 {
     (seq >> COUNTER_BITS) as i64
@@ -43,6 +55,14 @@ pub fn seq_millis(seq: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cutoffs_saturate() {
+        assert_eq!(cutoff_seq(10_000, 3), 7_000 << COUNTER_BITS);
+        assert_eq!(cutoff_seq(10_000, u64::MAX), 0);
+        assert_eq!(cutoff_seq(i64::MIN, 1), 0);
+        assert_eq!(cutoff_seq(i64::MAX, 0), u64::MAX);
+    }
 
     #[test]
     fn ids_increase_and_encode_time() {

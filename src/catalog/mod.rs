@@ -51,6 +51,58 @@ pub fn validate_identifier(what: &str, name: &str) -> Result<()> {
     }
 }
 
+/// The placeholder a USER table's LOCATION may contain (SPEC section 5).
+pub const USER_ID_PLACEHOLDER: &str = "${user_id}";
+
+/// Longest LOCATION, in bytes.
+pub const MAX_LOCATION_BYTES: usize = 255;
+
+/// Checks a table's LOCATION (SPEC section 5): relative to the storage base (a leading `/`
+/// means the base), `/`-separated segments of `A-Z a-z 0-9 _ - .`, where no segment is empty,
+/// `.` or `..` or starts with `.`; `${user_id}` (exactly so spelled) may appear in USER tables.
+/// User ids substituted for it are `[a-z0-9_-]`, so every resolved path is inside the base and
+/// a valid object-store path; anything else is refused here rather than failing every flush.
+///
+/// # Errors
+/// [`Error::InvalidSql`] for a STREAM table; [`Error::InvalidParameter`] naming the rule broken.
+pub fn validate_location(l: &str, tt: TableType) -> Result<()> {
+    if tt == TableType::Stream {
+        return Err(Error::InvalidSql(
+            "STREAM tables are never flushed: LOCATION is not allowed".into(),
+        ));
+    }
+    let bad = |why: &str| Err(Error::InvalidParameter(format!("LOCATION '{l}' {why}")));
+    if l.split(['/', '\\']).any(|part| part == "..") {
+        return bad("must not contain '..'");
+    }
+    if tt == TableType::Shared && l.contains(USER_ID_PLACEHOLDER) {
+        return bad("cannot contain ${user_id}: SHARED tables have no user partitions");
+    }
+    if l.len() > MAX_LOCATION_BYTES {
+        return bad(&format!("is longer than {MAX_LOCATION_BYTES} bytes"));
+    }
+    let plain = l.replace(USER_ID_PLACEHOLDER, "u");
+    let relative = plain.strip_prefix('/').unwrap_or(&plain);
+    let relative = relative.strip_suffix('/').unwrap_or(relative);
+    if relative.is_empty() {
+        return bad("must name a directory inside the storage base");
+    }
+    for segment in relative.split('/') {
+        if segment.is_empty() || segment.starts_with('.') {
+            return bad("must not contain empty segments or segments starting with '.'");
+        }
+        if let Some(c) = segment
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+        {
+            return bad(&format!(
+                "contains '{c}': use letters, digits, '_', '-', '.', '/' and ${{user_id}}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// USER, SHARED or STREAM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -102,6 +154,16 @@ pub struct ColumnDef {
 fn first_version() -> u32 {
     1
 }
+
+/// Longest STREAM `TTL` and `DELETED_RETENTION`: ten years, in seconds. Longer values are
+/// rejected at CREATE TABLE rather than overflowing the millisecond arithmetic of cut-offs.
+pub const MAX_DURATION_SECS: u64 = 10 * 365 * 86_400;
+
+/// Largest STREAM `BUFFER_SIZE` (rows per partition), the same bound as `FLUSH ROWS`.
+pub const MAX_BUFFER_SIZE: u64 = 1_000_000;
+
+/// Most columns a table may have, PostgreSQL's limit (1,600).
+pub const MAX_COLUMNS: usize = 1600;
 
 /// When a table's hot rows are flushed to Parquet (SPEC section 2; enforced by the flush issue).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -523,6 +585,43 @@ mod tests {
                 "INVALID_SQL"
             );
         }
+    }
+
+    #[test]
+    fn locations_are_safe_relative_paths() {
+        for ok in [
+            "a",
+            "/a/b/",
+            "chat/${user_id}/msgs",
+            "x/v1.2/user_${user_id}",
+            "A-b_c",
+        ] {
+            assert!(validate_location(ok, TableType::User).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "/",
+            "..",
+            "a/../b",
+            "${USER_ID}/x",
+            "~/x",
+            "x/./y",
+            "a#b",
+            "q?x=1",
+            "a//b",
+            "ä/x",
+            "a b",
+            "a\\b",
+            ".hidden",
+            "$x",
+            "%2e%2e",
+            "a:b",
+        ] {
+            let e = validate_location(bad, TableType::User).unwrap_err();
+            assert_eq!(e.code(), "INVALID_PARAMETER", "{bad}");
+        }
+        assert!(validate_location("x/${user_id}", TableType::Shared).is_err());
+        assert!(validate_location(&"a".repeat(256), TableType::Shared).is_err());
     }
 
     #[test]

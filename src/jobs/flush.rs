@@ -290,7 +290,7 @@ pub fn flush_due(core: &Core, def: &TableDef, now_ms: i64) -> Result<bool> {
     let cutoff = def
         .flush_policy
         .interval_secs
-        .map(|s| now_ms - s as i64 * 1000);
+        .map(|s| crate::ids::cutoff_seq(now_ms, s));
     let limit = def.flush_policy.rows;
     let mut due = false;
     let mut current: Vec<u8> = Vec::new();
@@ -303,8 +303,7 @@ pub fn flush_due(core: &Core, def: &TableDef, now_ms: i64) -> Result<bool> {
             count = 0;
         }
         count += 1;
-        let old =
-            cutoff.map(|c| codec::decode_header(v).map(|h| crate::ids::seq_millis(h.seq) <= c));
+        let old = cutoff.map(|c| codec::decode_header(v).map(|h| h.seq < c));
         due = limit.is_some_and(|n| count >= n) || old.transpose()?.unwrap_or(false);
         Ok(!due)
     })?;
@@ -317,7 +316,7 @@ pub async fn purge_tombstones(core: &Core, def: &TableDef, now_ms: i64) -> Resul
     let Some(retention) = def.deleted_retention_secs else {
         return Ok(0);
     };
-    let cutoff = ((now_ms - retention as i64 * 1000).max(0) as u64) << crate::ids::COUNTER_BITS;
+    let cutoff = crate::ids::cutoff_seq(now_ms, retention);
     let lock = core.table_lock(def.id);
     let _guard = lock.lock().await;
     let mut b = Batch::default();

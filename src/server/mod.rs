@@ -38,6 +38,51 @@ pub struct SqlRequest {
     pub namespace: Option<String>,
 }
 
+/// [`SqlRequest`] as received: parameters kept as their raw JSON text until checked.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSqlRequest<'a> {
+    sql: String,
+    #[serde(default, borrow)]
+    params: Vec<&'a serde_json::value::RawValue>,
+    #[serde(default)]
+    namespace: Option<String>,
+}
+
+/// Decodes a request body. A parameter written as an integer outside the 64-bit range is an
+/// error: JSON parsers would silently round it to the nearest double (`-9223372036854775809`
+/// becoming `i64::MIN`); such values must be sent as strings.
+///
+/// # Errors
+/// [`Error::InvalidParameter`] for malformed JSON, unknown fields, or such a parameter.
+pub fn decode_request(body: &[u8]) -> Result<SqlRequest> {
+    let raw: RawSqlRequest<'_> = serde_json::from_slice(body)
+        .map_err(|e| Error::InvalidParameter(format!("invalid request JSON: {e}")))?;
+    let mut params = Vec::with_capacity(raw.params.len());
+    for (i, p) in raw.params.iter().enumerate() {
+        let text = p.get().trim();
+        let digits = text.strip_prefix('-').unwrap_or(text);
+        if !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && text.parse::<i64>().is_err()
+            && text.parse::<u64>().is_err()
+        {
+            return Err(Error::InvalidParameter(format!(
+                "parameter ${}: the integer {text} is outside the 64-bit range; send it as a string",
+                i.saturating_add(1)
+            )));
+        }
+        params.push(serde_json::from_str(text).map_err(|e| {
+            Error::InvalidParameter(format!("invalid parameter ${}: {e}", i.saturating_add(1)))
+        })?);
+    }
+    Ok(SqlRequest {
+        sql: raw.sql,
+        params,
+        namespace: raw.namespace,
+    })
+}
+
 /// The JSON of one statement result.
 pub fn result_json(r: &QueryResult) -> Value {
     if r.is_message() {
@@ -156,12 +201,32 @@ async fn sql(
     let started = Instant::now();
     let limit = engine.config().max_sql_bytes;
     // The body may carry params and JSON escaping around the SQL; allow some headroom.
+    let max_body = limit.saturating_mul(2).saturating_add(64 * 1024);
+    let too_large = || {
+        Error::PayloadTooLarge(format!(
+            "request body exceeds the {max_body}-byte limit (max_sql_bytes is {limit})"
+        ))
+    };
+    // Refuse an announced oversize body at once instead of waiting for bytes never sent.
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > max_body as u64) {
+        return error_response(&too_large(), started);
+    }
+    let timeout_secs = engine.config().request_body_timeout_secs;
+    let read = axum::body::to_bytes(body, max_body);
     let bytes: Bytes =
-        match axum::body::to_bytes(body, limit.saturating_mul(2).saturating_add(64 * 1024)).await {
-            Ok(b) => b,
+        match tokio::time::timeout(std::time::Duration::from_secs(timeout_secs), read).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(_)) => return error_response(&too_large(), started),
             Err(_) => {
                 return error_response(
-                    &Error::PayloadTooLarge(format!("request body exceeds the {limit}-byte limit")),
+                    &Error::LimitExceeded(format!(
+                        "request_body_timeout_secs: the request body did not arrive within \
+                         {timeout_secs} s"
+                    )),
                     started,
                 );
             }
@@ -175,14 +240,9 @@ async fn sql(
     {
         return error_response(&e, started);
     }
-    let req: SqlRequest = match serde_json::from_slice(&bytes) {
+    let req = match decode_request(&bytes) {
         Ok(r) => r,
-        Err(e) => {
-            return error_response(
-                &Error::InvalidParameter(format!("invalid request JSON: {e}")),
-                started,
-            );
-        }
+        Err(e) => return error_response(&e, started),
     };
     let mut session = session;
     if let Some(ns) = req.namespace {

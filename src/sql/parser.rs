@@ -301,9 +301,13 @@ impl<'a> P<'a> {
     fn number(&mut self) -> Result<u64> {
         match self.peek() {
             Some(TokKind::Num(n)) => {
-                let v = n
-                    .parse::<u64>()
-                    .map_err(|_| self.unexpected("expected a whole number"))?;
+                let v = n.parse::<u64>().map_err(|_| {
+                    if n.bytes().all(|b| b.is_ascii_digit()) {
+                        Error::InvalidParameter(format!("number {n} is out of range"))
+                    } else {
+                        self.unexpected("expected a whole number")
+                    }
+                })?;
                 self.pos += 1;
                 Ok(v)
             }
@@ -770,6 +774,7 @@ fn parse_flush_option(v: &str) -> Result<FlushPolicy> {
                 "invalid FLUSH_POLICY '{v}': '{n}' is not a whole number"
             ))
         })?;
+
         match k.trim().to_ascii_lowercase().as_str() {
             "rows" => policy.rows = Some(n),
             "interval" | "time" | "seconds" => policy.interval_secs = Some(n),
@@ -783,37 +788,72 @@ fn parse_flush_option(v: &str) -> Result<FlushPolicy> {
     Ok(policy)
 }
 
-/// Parses `7d`, `12h`, `30m`, `45s` or a bare number of hours into seconds; `off` → None.
-fn parse_retention(p: &mut P<'_>) -> Result<Option<u64>> {
+/// Parses a duration in `n[s|m|h|d]` form (`3600s`, `7d`), `n UNIT` with UNIT one of
+/// `SECOND(S)`, `MINUTE(S)`, `HOUR(S)`, `DAY(S)`, or a quoted `'7d'`, into seconds. A bare
+/// number is `bare_unit_secs` seconds each (1 for TTL and TIME, 3600 for DELETED_RETENTION).
+/// Every step is checked: a value that overflows is an error, never a wrapped number.
+fn duration(p: &mut P<'_>, what: &str, bare_unit_secs: u64) -> Result<u64> {
     let raw = match p.peek() {
-        Some(TokKind::Num(n)) | Some(TokKind::Str(n)) => n.clone(),
-        Some(TokKind::Word(w)) if w.eq_ignore_ascii_case("off") => {
-            p.pos += 1;
-            return Ok(None);
-        }
-        _ => return Err(p.unexpected("expected a retention such as 7d or off")),
-    };
-    p.pos += 1;
-    if raw.eq_ignore_ascii_case("off") {
-        return Ok(None);
-    }
-    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
-    let (num, unit) = raw.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| Error::InvalidParameter(format!("invalid DELETED_RETENTION '{raw}'")))?;
-    let mult = match unit.to_ascii_lowercase().as_str() {
-        "" | "h" => 3600,
-        "d" => 86_400,
-        "m" => 60,
-        "s" => 1,
+        Some(TokKind::Num(n) | TokKind::Str(n)) => n.clone(),
         _ => {
-            return Err(Error::InvalidParameter(format!(
-                "invalid DELETED_RETENTION unit in '{raw}': use s, m, h or d"
+            return Err(p.unexpected(&format!(
+                "expected a duration for {what} such as 30s, 15m, 12h or 7d"
             )));
         }
     };
-    Ok(Some(n * mult))
+    p.pos += 1;
+    let text = raw.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, suffix) = text.split_at(split);
+    let mut unit = suffix.trim().to_ascii_lowercase();
+    if unit.is_empty()
+        && let Some(TokKind::Word(w)) = p.peek()
+        && duration_unit(&w.to_ascii_lowercase()).is_some()
+    {
+        unit = w.to_ascii_lowercase();
+        p.pos += 1;
+    }
+    let bad = || {
+        Error::InvalidParameter(format!(
+            "invalid {what} '{raw}': expected a whole number with an optional unit s, m, h or d"
+        ))
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let mult = if unit.is_empty() {
+        bare_unit_secs
+    } else {
+        duration_unit(&unit).ok_or_else(bad)?
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| Error::InvalidParameter(format!("{what} '{raw}' is too large")))
+}
+
+/// Seconds per duration unit.
+fn duration_unit(unit: &str) -> Option<u64> {
+    Some(match unit {
+        "s" | "sec" | "second" | "seconds" => 1,
+        "m" | "min" | "minute" | "minutes" => 60,
+        "h" | "hour" | "hours" => 3600,
+        "d" | "day" | "days" => 86_400,
+        _ => return None,
+    })
+}
+
+/// `DELETED_RETENTION 7d | 12h | 30m | 45s | n (hours) | off`; `off` → None.
+fn parse_retention(p: &mut P<'_>) -> Result<Option<u64>> {
+    match p.peek() {
+        Some(TokKind::Word(w)) if w.eq_ignore_ascii_case("off") => {
+            p.pos += 1;
+            Ok(None)
+        }
+        Some(TokKind::Str(w)) if w.eq_ignore_ascii_case("off") => {
+            p.pos += 1;
+            Ok(None)
+        }
+        _ => duration(p, "DELETED_RETENTION", 3600).map(Some),
+    }
 }
 
 fn create_table(p: &mut P<'_>, explicit: Option<TableType>) -> Result<KalamStatement> {
@@ -877,7 +917,7 @@ fn create_table(p: &mut P<'_>, explicit: Option<TableType>) -> Result<KalamState
                 if p.eat_word("ROWS") {
                     fp.rows = Some(p.number()?);
                 } else if p.eat_word("TIME") || p.eat_word("INTERVAL") || p.eat_word("SECONDS") {
-                    fp.interval_secs = Some(p.number()?);
+                    fp.interval_secs = Some(duration(p, "flush TIME", 1)?);
                 } else {
                     return Err(p.unexpected("expected ROWS n or TIME s"));
                 }
@@ -897,11 +937,11 @@ fn create_table(p: &mut P<'_>, explicit: Option<TableType>) -> Result<KalamState
                 rows: None,
                 interval_secs: None,
             });
-            fp.interval_secs = Some(p.number()?);
+            fp.interval_secs = Some(duration(p, "flush TIME", 1)?);
         } else if p.eat_word("DELETED_RETENTION") {
             ct.deleted_retention_secs = parse_retention(p)?;
         } else if p.eat_word("TTL") {
-            ct.ttl_seconds = Some(p.number()?);
+            ct.ttl_seconds = Some(duration(p, "TTL", 1)?);
         } else if p.eat_word("BUFFER_SIZE") {
             ct.buffer_size = Some(p.number()?);
         } else if p.eat_word("WITH") {
@@ -923,10 +963,11 @@ fn create_table(p: &mut P<'_>, explicit: Option<TableType>) -> Result<KalamState
                         })
                     }
                     "FLUSH_POLICY" => ct.flush_policy = Some(parse_flush_option(&p.string()?)?),
-                    "TTL_SECONDS" => ct.ttl_seconds = Some(p.number()?),
+                    "TTL_SECONDS" => ct.ttl_seconds = Some(duration(p, "TTL_SECONDS", 1)?),
                     "BUFFER_SIZE" => ct.buffer_size = Some(p.number()?),
                     "DELETED_RETENTION_HOURS" => {
-                        ct.deleted_retention_secs = Some(p.number()? * 3600)
+                        ct.deleted_retention_secs =
+                            Some(duration(p, "DELETED_RETENTION_HOURS", 3600)?)
                     }
                     "STORAGE_ID" => ct.storage_id = Some(p.string()?),
                     other => {

@@ -747,10 +747,7 @@ pub(crate) fn decode_hot(
         }
     }
     let ttl_cutoff = match (def.table_type, def.ttl_seconds) {
-        (TableType::Stream, Some(ttl)) => {
-            let cutoff_ms = crate::ids::now_millis() - (ttl as i64) * 1000;
-            (cutoff_ms.max(0) as u64) << crate::ids::COUNTER_BITS
-        }
+        (TableType::Stream, Some(ttl)) => crate::ids::cutoff_seq(crate::ids::now_millis(), ttl),
         _ => 0,
     };
     let mut out = PartitionRows {
