@@ -71,7 +71,7 @@ impl Client {
             Ok(r) => r
                 .json::<Value>()
                 .await
-                .map(|v| v["status"] == "healthy")
+                .map(|v| v.get("status").and_then(Value::as_str) == Some("healthy"))
                 .unwrap_or(false),
             Err(_) => false,
         }
@@ -98,12 +98,14 @@ impl Client {
             .json()
             .await
             .map_err(|e| Error::Internal(format!("bad response: {e}")))?;
-        if body["status"] == "success" {
-            return serde_json::from_value(body["results"].clone())
+        let field = |path: &str| body.pointer(path).and_then(Value::as_str);
+        if field("/status") == Some("success") {
+            let results = body.get("results").cloned().unwrap_or_default();
+            return serde_json::from_value(results)
                 .map_err(|e| Error::Internal(format!("bad response: {e}")));
         }
-        let code = body["error"]["code"].as_str().unwrap_or("INTERNAL_ERROR");
-        let message = body["error"]["message"].as_str().unwrap_or("").to_string();
+        let code = field("/error/code").unwrap_or("INTERNAL_ERROR");
+        let message = field("/error/message").unwrap_or("").to_string();
         Err(Error::from_code(code, message))
     }
 }

@@ -302,7 +302,7 @@ impl Engine {
     /// # Errors
     /// [`Error::Internal`] if jobs are still busy at the deadline.
     pub async fn wait_for_jobs(&self, timeout: std::time::Duration) -> Result<()> {
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = crate::ids::deadline(timeout);
         while self.exec.core.jobs.busy() {
             if std::time::Instant::now() > deadline {
                 return Err(Error::Internal("jobs still running at the deadline".into()));
@@ -358,7 +358,7 @@ impl Executor {
                     }
                     Ok(true)
                 })?;
-            removed += b.len() as u64;
+            removed = removed.saturating_add(b.len() as u64);
             self.core.store.write(b)?;
         }
         Ok(removed)
@@ -720,7 +720,9 @@ impl Executor {
                     .namespaces()
                     .into_iter()
                     .map(|n| {
-                        let count = tables.iter().filter(|t| t.namespace == n.name).count() as i64;
+                        let count = crate::ids::count_i64(
+                            tables.iter().filter(|t| t.namespace == n.name).count(),
+                        );
                         vec![
                             ScalarValue::Utf8(Some(n.name)),
                             ScalarValue::Int64(Some(count)),
@@ -1010,7 +1012,7 @@ impl Executor {
         };
         let mut n = 0u64;
         self.core.store.for_each_prefix(CF_ROWS, &prefix, |_, v| {
-            n += u64::from(!codec::decode_header(v)?.deleted);
+            n = n.saturating_add(u64::from(!codec::decode_header(v)?.deleted));
             Ok(true)
         })?;
         Ok(n)
@@ -1339,7 +1341,7 @@ impl Executor {
                         t.qualified()
                     ))
                 })?;
-                if t.columns[pos].primary_key {
+                if t.columns.get(pos).is_some_and(|col| col.primary_key) {
                     return Err(Error::Execution(format!(
                         "cannot drop PRIMARY KEY column '{c}'"
                     )));
@@ -1436,11 +1438,12 @@ fn first_count(batches: &[RecordBatch]) -> usize {
 fn normalize_current_user<'a>(sql: &'a str, toks: &[Tok]) -> std::borrow::Cow<'a, str> {
     let mut cuts = Vec::new();
     for w in toks.windows(3) {
-        if let (TokKind::Word(name), TokKind::Punct('('), TokKind::Punct(')')) =
-            (&w[0].kind, &w[1].kind, &w[2].kind)
-            && name.eq_ignore_ascii_case("current_user")
+        if let [name, open, close] = w
+            && let (TokKind::Word(word), TokKind::Punct('('), TokKind::Punct(')')) =
+                (&name.kind, &open.kind, &close.kind)
+            && word.eq_ignore_ascii_case("current_user")
         {
-            cuts.push((w[0].end, w[2].end));
+            cuts.push((name.end, close.end));
         }
     }
     if cuts.is_empty() {
@@ -1449,10 +1452,10 @@ fn normalize_current_user<'a>(sql: &'a str, toks: &[Tok]) -> std::borrow::Cow<'a
     let mut out = String::with_capacity(sql.len());
     let mut last = 0;
     for (from, to) in cuts {
-        out.push_str(&sql[last..from]);
+        out.push_str(sql.get(last..from).unwrap_or(""));
         last = to;
     }
-    out.push_str(&sql[last..]);
+    out.push_str(sql.get(last..).unwrap_or(""));
     out.into()
 }
 

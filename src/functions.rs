@@ -51,7 +51,7 @@ impl ScalarUDFImpl for Generator {
         let array: ArrayRef = match self.kind {
             Kind::Snowflake => Arc::new(
                 (0..n)
-                    .map(|_| crate::ids::next_seq() as i64)
+                    .map(|_| crate::ids::as_i64(crate::ids::next_seq()))
                     .collect::<Int64Array>(),
             ),
             Kind::UuidV7 => Arc::new(

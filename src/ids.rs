@@ -19,10 +19,10 @@ pub fn now_millis() -> i64 {
 
 /// The next id: greater than every id returned before and than every observed one.
 pub fn next_seq() -> u64 {
-    let now = (now_millis().max(0) as u64) << COUNTER_BITS;
+    let now = u64::try_from(now_millis()).unwrap_or(0) << COUNTER_BITS;
     let mut last = LAST.load(Ordering::Relaxed);
     loop {
-        let next = now.max(last + 1);
+        let next = now.max(last.saturating_add(1));
         match LAST.compare_exchange_weak(last, next, Ordering::AcqRel, Ordering::Relaxed) {
             Ok(_) => return next,
             Err(actual) => last = actual,
@@ -47,9 +47,34 @@ pub fn cutoff_seq(now_ms: i64, secs: u64) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
+/// A count as a SQL BIGINT (saturating; counts never come near 2^63).
+pub fn count_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// `now + timeout` (or far in the future if that overflows), for polling loops.
+pub fn deadline(timeout: std::time::Duration) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(std::time::Duration::from_secs(86_400 * 365)))
+        .unwrap_or(now)
+}
+
 /// The commit time encoded in an id, in milliseconds since the Unix epoch (`_updated`).
 pub fn seq_millis(seq: u64) -> i64 {
-    (seq >> COUNTER_BITS) as i64
+    as_i64(seq >> COUNTER_BITS)
+}
+
+/// `seq` as the signed BIGINT SQL shows it (`_seq`, `SNOWFLAKE_ID()`). Snowflake ids stay below
+/// 2^63 until the year 2109; larger values saturate rather than turn negative.
+pub fn as_i64(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+/// A stored `_seq` read back from a BIGINT column (never negative when written by us; a
+/// negative value reads as 0).
+pub fn from_i64(seq: i64) -> u64 {
+    u64::try_from(seq).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -3,6 +3,22 @@
 //! [`Engine::execute`]. See `../shared/SPEC.md` for the contract and `docs/` for decisions.
 
 #![deny(missing_docs)]
+// No input may panic the server (issue #6): outside tests, no unwrap/expect/panic, no indexing
+// that can go out of bounds, no overflowing arithmetic and no lossy `as` casts anywhere in the
+// crate. Use `get`, `checked_*`/`saturating_*` and `try_from` instead.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_possible_wrap
+    )
+)]
 
 pub mod auth;
 pub mod catalog;

@@ -1,5 +1,17 @@
 //! The `kalamdb` binary: `serve` (the database server) and `sql` (a client).
 
+// The same no-panic rules as the library (see `src/lib.rs`).
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
+
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -126,7 +126,10 @@ pub fn build_batch(
         arrays.push(if rows.is_empty() {
             datafusion::arrow::array::new_empty_array(t)
         } else {
-            ScalarValue::iter_to_array(rows.iter().map(|r| r[i].clone()))?
+            ScalarValue::iter_to_array(
+                rows.iter()
+                    .map(|r| r.get(i).cloned().unwrap_or(ScalarValue::Null)),
+            )?
         });
     }
     Ok(RecordBatch::try_new(schema, arrays)?)
@@ -189,7 +192,7 @@ pub fn json_value(a: &dyn Array, r: usize) -> Value {
         ),
         DataType::Date32 => {
             let d = a.as_primitive::<Date32Type>().value(r);
-            chrono::DateTime::from_timestamp(i64::from(d) * 86_400, 0)
+            chrono::DateTime::from_timestamp(i64::from(d).saturating_mul(86_400), 0)
                 .map(|t| Value::String(t.format("%Y-%m-%d").to_string()))
                 .unwrap_or(Value::Null)
         }

@@ -92,7 +92,7 @@ impl ServerProcess {
             .map_err(|e| Error::Internal(format!("cannot start {}: {e}", binary.display())))?;
         let client = Client::new(&format!("http://{bind}"), None);
         let mut server = ServerProcess { child, client };
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = crate::ids::deadline(Duration::from_secs(60));
         while !server.client.healthy().await {
             if let Ok(Some(status)) = server.child.try_wait() {
                 return Err(Error::Internal(format!(
@@ -169,7 +169,7 @@ impl KalamSlt {
             }
             Backend::Restart(None) => Ok(()),
             Backend::Server(server) | Backend::Crash(server) => {
-                let deadline = Instant::now() + timeout;
+                let deadline = crate::ids::deadline(timeout);
                 let busy = "SELECT COUNT(*) FROM system.jobs WHERE status IN ('queued', 'running')";
                 loop {
                     let r = server.client.sql(busy).await?;
@@ -234,7 +234,7 @@ impl KalamSlt {
 /// Opens the engine, retrying for up to 10 s while a just-finished background job still holds
 /// the previous instance's RocksDB lock.
 async fn reopen(dir: &Path) -> Result<Engine> {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = crate::ids::deadline(Duration::from_secs(10));
     loop {
         match Engine::open(Config::with_data_dir(dir)) {
             Ok(e) => return Ok(e),
@@ -392,7 +392,7 @@ pub async fn run_all(
             let started = Instant::now();
             match run_file(f, *mode, binary, complete).await {
                 Ok(()) => {
-                    passed += 1;
+                    passed = passed.saturating_add(1);
                     println!(
                         "ok     [{}] {} ({:.1}s)",
                         mode.name(),
@@ -401,7 +401,7 @@ pub async fn run_all(
                     );
                 }
                 Err(e) => {
-                    failed += 1;
+                    failed = failed.saturating_add(1);
                     println!("FAILED [{}] {}\n{e}", mode.name(), f.display());
                 }
             }

@@ -498,7 +498,9 @@ impl Catalog {
             ),
             None => 0,
         };
-        let next = cur + 1;
+        let next = cur
+            .checked_add(1)
+            .ok_or_else(|| Error::Internal("table id counter exhausted".into()))?;
         let mut b = Batch::default();
         b.put(&self.store, CF_META, TABLE_ID_COUNTER, &next.to_le_bytes());
         self.store.write(b)?;
@@ -551,7 +553,7 @@ impl Catalog {
     pub fn delete_table_in(&self, b: &mut Batch, t: &TableDef) {
         b.delete(&self.store, CF_META, &table_key(&t.namespace, &t.name));
         let from = schema_key(t.id, 0);
-        let to = schema_key(t.id + 1, 0);
+        let to = schema_key(t.id.saturating_add(1), 0);
         b.delete_range(&self.store, CF_META, &from, &to);
     }
 

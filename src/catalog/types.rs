@@ -57,12 +57,14 @@ impl SqlType {
             "DECIMAL" | "NUMERIC" => {
                 let p = args.first().copied().unwrap_or(38);
                 let s = args.get(1).copied().unwrap_or(0);
-                if p == 0 || p > 38 || s > p {
-                    return Err(Error::InvalidSql(format!(
-                        "invalid DECIMAL({p},{s}): precision must be 1..=38 and scale <= precision"
-                    )));
+                match (u8::try_from(p), i8::try_from(s)) {
+                    (Ok(p8 @ 1..=38), Ok(s8)) if s <= p => SqlType::Decimal(p8, s8),
+                    _ => {
+                        return Err(Error::InvalidSql(format!(
+                            "invalid DECIMAL({p},{s}): precision must be 1..=38 and scale <= precision"
+                        )));
+                    }
                 }
-                SqlType::Decimal(p as u8, s as i8)
             }
             "TEXT" | "VARCHAR" | "STRING" | "CHAR" => SqlType::Text,
             "BYTEA" | "BINARY" | "BLOB" => SqlType::Bytes,

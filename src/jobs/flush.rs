@@ -113,35 +113,37 @@ pub async fn flush_table(
     let file_schema = Arc::new(Schema::new(file_fields));
 
     let mut start = 0usize;
-    while start < hot.keys.len() {
+    while let Some(first) = hot.keys.get(start) {
         if cancel.load(Ordering::SeqCst) {
             stats.cancelled = true;
             break;
         }
-        let (partition, _) = keys::split_partition(&hot.keys[start])
+        let (partition, _) = keys::split_partition(first)
             .ok_or_else(|| Error::Internal("malformed row key".into()))?;
         let partition = partition.to_string();
         let prefix = keys::partition_prefix(def.id, &partition);
-        let mut end = start;
-        while end < hot.keys.len() && hot.keys[end].starts_with(&prefix) {
-            end += 1;
-        }
-        let slice = all.slice(start, end - start);
-        let suffixes: BinaryArray = hot.keys[start..end]
-            .iter()
-            .map(|k| Some(&k[prefix.len()..]))
-            .collect();
+        let rest = hot.keys.get(start..).unwrap_or_default();
+        let count = rest.iter().take_while(|k| k.starts_with(&prefix)).count();
+        let part_keys = rest.get(..count).unwrap_or_default();
+        let end = start.saturating_add(count);
+        let slice = all.slice(start, count);
+        let suffixes: BinaryArray = part_keys.iter().map(|k| k.get(prefix.len()..)).collect();
         let mut arrays: Vec<ArrayRef> = slice.columns().to_vec();
         arrays.push(Arc::new(suffixes));
         let batch = RecordBatch::try_new(file_schema.clone(), arrays)?;
-        let seqs = slice
-            .column(ncols)
+        let column = |i: usize| {
+            slice
+                .columns()
+                .get(i)
+                .cloned()
+                .ok_or_else(|| Error::Internal("flush batch lacks a system column".into()))
+        };
+        let seqs = column(ncols)?
             .as_any()
             .downcast_ref::<datafusion::arrow::array::Int64Array>()
             .ok_or_else(|| Error::Internal("bad _seq column".into()))?
             .clone();
-        let dels = slice
-            .column(ncols + 1)
+        let dels = column(ncols.saturating_add(1))?
             .as_any()
             .downcast_ref::<datafusion::arrow::array::BooleanArray>()
             .ok_or_else(|| Error::Internal("bad _deleted column".into()))?
@@ -156,18 +158,21 @@ pub async fn flush_table(
             file_id,
             partition: partition.clone(),
             path,
-            rows: (end - start) as u64,
+            rows: count as u64,
             tombstones: dels.true_count() as u64,
             bytes,
-            min_seq: seqs.values().iter().copied().min().unwrap_or(0) as u64,
-            max_seq: seqs.values().iter().copied().max().unwrap_or(0) as u64,
+            min_seq: crate::ids::from_i64(seqs.values().iter().copied().min().unwrap_or(0)),
+            max_seq: crate::ids::from_i64(seqs.values().iter().copied().max().unwrap_or(0)),
             schema_version: def.schema_version,
             created_at: crate::ids::seq_millis(file_id),
             column_stats: def
                 .columns
                 .iter()
                 .enumerate()
-                .filter_map(|(i, c)| cold::min_max_text(slice.column(i)).map(|mm| (c.id, mm)))
+                .filter_map(|(i, c)| {
+                    let column = slice.columns().get(i)?;
+                    cold::min_max_text(column).map(|mm| (c.id, mm))
+                })
                 .collect(),
         };
         // Commit under the table lock. Writers were free while the file was written, so a row
@@ -201,8 +206,10 @@ pub async fn flush_table(
             &serde_json::to_vec(&entry)?,
         );
         let mut superseded = Vec::new();
-        for (row, key) in hot.keys[start..end].iter().enumerate() {
-            let seq = seqs.value(row) as u64;
+        for (row, key) in part_keys.iter().enumerate() {
+            let seq = crate::ids::from_i64(seqs.value(row));
+            let row_number = u32::try_from(row)
+                .map_err(|_| Error::Internal("a flushed file holds too many rows".into()))?;
             let current = core.store.get(CF_ROWS, key)?;
             let unchanged = match current {
                 Some(v) => codec::decode_header(&v)?.seq == seq,
@@ -212,14 +219,14 @@ pub async fn flush_table(
                 let deleted = dels.value(row);
                 let loc = ColdLoc {
                     file_id,
-                    row: row as u32,
+                    row: row_number,
                     deleted,
                     seq,
                 };
                 b.put(&core.store, CF_META, &cold::pkidx_key(key), &loc.encode());
                 b.delete(&core.store, CF_ROWS, key);
             } else {
-                superseded.push(row as u32);
+                superseded.push(row_number);
             }
         }
         if !superseded.is_empty() {
@@ -233,9 +240,9 @@ pub async fn flush_table(
             .unwrap_or_else(|p| p.into_inner())
             .remove(&(def.id, partition.clone()));
         cold::failpoint("flush:after_commit");
-        stats.rows += entry.rows;
-        stats.files += 1;
-        stats.bytes += bytes;
+        stats.rows = stats.rows.saturating_add(entry.rows);
+        stats.files = stats.files.saturating_add(1);
+        stats.bytes = stats.bytes.saturating_add(bytes);
         start = end;
     }
     Ok(stats)
@@ -251,11 +258,11 @@ pub async fn remove_orphan_files(core: &Core) -> Result<usize> {
             live.insert(f.path);
         }
     }
-    let mut removed = 0;
+    let mut removed = 0usize;
     for (path, _) in core.cold.list().await? {
         if !live.contains(&path) {
             core.cold.delete(&path).await?;
-            removed += 1;
+            removed = removed.saturating_add(1);
         }
     }
     Ok(removed)
@@ -275,7 +282,7 @@ pub fn cold_stats(
     };
     let mut live = 0u64;
     view.for_each_prefix(CF_META, &prefix, |_, v| {
-        live += u64::from(!ColdLoc::decode(v)?.deleted);
+        live = live.saturating_add(u64::from(!ColdLoc::decode(v)?.deleted));
         Ok(true)
     })?;
     let bytes = files.iter().map(|f| f.bytes).sum();
@@ -302,7 +309,7 @@ pub fn flush_due(core: &Core, def: &TableDef, now_ms: i64) -> Result<bool> {
             current = p.as_bytes().to_vec();
             count = 0;
         }
-        count += 1;
+        count = count.saturating_add(1);
         let old = cutoff.map(|c| codec::decode_header(v).map(|h| h.seq < c));
         due = limit.is_some_and(|n| count >= n) || old.transpose()?.unwrap_or(false);
         Ok(!due)
@@ -326,7 +333,7 @@ pub async fn purge_tombstones(core: &Core, def: &TableDef, now_ms: i64) -> Resul
         let h = codec::decode_header(v)?;
         if h.deleted && h.seq < cutoff {
             b.delete(&core.store, CF_ROWS, k);
-            purged += 1;
+            purged = purged.saturating_add(1);
         }
         Ok(true)
     })?;
@@ -337,7 +344,7 @@ pub async fn purge_tombstones(core: &Core, def: &TableDef, now_ms: i64) -> Resul
             if l.deleted && l.seq < cutoff {
                 dv.entry(l.file_id).or_default().push(l.row);
                 b.delete(&core.store, CF_META, k);
-                purged += 1;
+                purged = purged.saturating_add(1);
             }
             Ok(true)
         })?;

@@ -220,7 +220,7 @@ async fn run_flush(
                     "rows_flushed": stats.rows,
                     "files": stats.files,
                     "bytes": stats.bytes,
-                    "duration_ms": started.elapsed().as_millis() as u64,
+                    "duration_ms": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                 }));
             }
             Err(e) => {

@@ -31,50 +31,90 @@ pub enum TokKind {
     Punct(char),
 }
 
+/// A byte cursor over SQL text; every access is bounds-checked.
+struct Cursor<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Cursor<'_> {
+    fn at(&self, offset: usize) -> Option<u8> {
+        self.b.get(self.i.checked_add(offset)?).copied()
+    }
+    fn bump(&mut self, n: usize) {
+        self.i = self.i.saturating_add(n).min(self.b.len());
+    }
+    fn done(&self) -> bool {
+        self.i >= self.b.len()
+    }
+    /// Skips a `-- line comment` or `/* block comment */` starting here; false if none.
+    fn skip_comment(&mut self) -> bool {
+        match (self.at(0), self.at(1)) {
+            (Some(b'-'), Some(b'-')) => {
+                while self.at(0).is_some_and(|c| c != b'\n') {
+                    self.bump(1);
+                }
+                true
+            }
+            (Some(b'/'), Some(b'*')) => {
+                self.bump(2);
+                while !self.done() && (self.at(0), self.at(1)) != (Some(b'*'), Some(b'/')) {
+                    self.bump(1);
+                }
+                self.bump(2);
+                true
+            }
+            _ => false,
+        }
+    }
+    /// Skips a quoted run starting at the opening quote `q` (doubled quotes escape); returns
+    /// whether it was closed.
+    fn skip_quoted(&mut self, q: u8) -> bool {
+        self.bump(1);
+        while let Some(c) = self.at(0) {
+            if c == q {
+                if self.at(1) == Some(q) {
+                    self.bump(2);
+                    continue;
+                }
+                self.bump(1);
+                return true;
+            }
+            self.bump(1);
+        }
+        false
+    }
+}
+
 /// Splits a request into statements at top-level `;`, honouring quotes and comments.
 /// Empty statements are dropped; each statement is trimmed.
 pub fn split_statements(sql: &str) -> Vec<&str> {
-    let b = sql.as_bytes();
+    let mut c = Cursor {
+        b: sql.as_bytes(),
+        i: 0,
+    };
     let mut out = Vec::new();
-    let (mut i, mut start, mut depth) = (0usize, 0usize, 0i32);
-    while i < b.len() {
-        match b[i] {
-            q @ (b'\'' | b'"' | b'`') => {
-                i += 1;
-                while i < b.len() {
-                    if b[i] == q {
-                        if i + 1 < b.len() && b[i + 1] == q {
-                            i += 2;
-                            continue;
-                        }
-                        break;
-                    }
-                    i += 1;
-                }
+    let (mut start, mut depth) = (0usize, 0i64);
+    while let Some(ch) = c.at(0) {
+        if c.skip_comment() {
+            continue;
+        }
+        match ch {
+            b'\'' | b'"' | b'`' => {
+                c.skip_quoted(ch);
+                continue;
             }
-            b'-' if b.get(i + 1) == Some(&b'-') => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                i += 2;
-                while i + 1 < b.len() && !(b[i] == b'*' && b[i + 1] == b'/') {
-                    i += 1;
-                }
-                i += 1;
-            }
-            b'(' => depth += 1,
-            b')' => depth -= 1,
+            b'(' => depth = depth.saturating_add(1),
+            b')' => depth = depth.saturating_sub(1),
             b';' if depth <= 0 => {
-                push_trimmed(&mut out, &sql[start..i]);
-                start = i + 1;
+                push_trimmed(&mut out, sql.get(start..c.i).unwrap_or(""));
+                start = c.i.saturating_add(1);
             }
             _ => {}
         }
-        i += 1;
+        c.bump(1);
     }
-    push_trimmed(&mut out, &sql[start.min(sql.len())..]);
+    push_trimmed(&mut out, sql.get(start.min(sql.len())..).unwrap_or(""));
     out
 }
 
@@ -97,78 +137,65 @@ fn strip_comments(s: &str) -> String {
 /// # Errors
 /// [`Error::InvalidSql`] for an unterminated string or quoted identifier.
 pub fn tokenize(sql: &str) -> Result<Vec<Tok>> {
-    let b = sql.as_bytes();
+    let mut c = Cursor {
+        b: sql.as_bytes(),
+        i: 0,
+    };
     let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        let start = i;
-        if c.is_ascii_whitespace() {
-            i += 1;
+    while let Some(ch) = c.at(0) {
+        let start = c.i;
+        if ch.is_ascii_whitespace() {
+            c.bump(1);
             continue;
         }
-        if c == b'-' && b.get(i + 1) == Some(&b'-') {
-            while i < b.len() && b[i] != b'\n' {
-                i += 1;
-            }
+        if c.skip_comment() {
             continue;
         }
-        if c == b'/' && b.get(i + 1) == Some(&b'*') {
-            i += 2;
-            while i + 1 < b.len() && !(b[i] == b'*' && b[i + 1] == b'/') {
-                i += 1;
-            }
-            i += 2;
-            continue;
-        }
-        let kind = if c == b'\'' || c == b'"' || c == b'`' {
-            let mut s = String::new();
-            i += 1;
-            let mut closed = false;
-            while i < b.len() {
-                if b[i] == c {
-                    if b.get(i + 1) == Some(&c) {
-                        s.push(c as char);
-                        i += 2;
-                        continue;
-                    }
-                    closed = true;
-                    i += 1;
-                    break;
-                }
-                let ch = sql[i..].chars().next().unwrap_or('\u{fffd}');
-                s.push(ch);
-                i += ch.len_utf8();
-            }
-            if !closed {
+        let kind = if matches!(ch, b'\'' | b'"' | b'`') {
+            if !c.skip_quoted(ch) {
                 return Err(Error::InvalidSql(format!(
                     "unterminated quote starting at byte {start}"
                 )));
             }
-            if c == b'\'' {
-                TokKind::Str(s)
+            let q = char::from(ch);
+            let inner = sql
+                .get(start.saturating_add(1)..c.i.saturating_sub(1))
+                .unwrap_or("");
+            let doubled = format!("{q}{q}");
+            let text = inner.replace(&doubled, &q.to_string());
+            if ch == b'\'' {
+                TokKind::Str(text)
             } else {
-                TokKind::QuotedIdent(s)
+                TokKind::QuotedIdent(text)
             }
-        } else if c.is_ascii_digit() {
-            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'.' || b[i] == b'_') {
-                i += 1;
+        } else if ch.is_ascii_digit() {
+            while c
+                .at(0)
+                .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_')
+            {
+                c.bump(1);
             }
-            TokKind::Num(sql[start..i].to_string())
-        } else if c.is_ascii_alphabetic() || c == b'_' || c == b'$' {
-            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$') {
-                i += 1;
+            TokKind::Num(sql.get(start..c.i).unwrap_or("").to_string())
+        } else if ch.is_ascii_alphabetic() || ch == b'_' || ch == b'$' {
+            while c
+                .at(0)
+                .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
+            {
+                c.bump(1);
             }
-            TokKind::Word(sql[start..i].to_string())
+            TokKind::Word(sql.get(start..c.i).unwrap_or("").to_string())
         } else {
-            let ch = sql[i..].chars().next().unwrap_or('\u{fffd}');
-            i += ch.len_utf8();
+            let ch = sql
+                .get(start..)
+                .and_then(|r| r.chars().next())
+                .unwrap_or('\u{fffd}');
+            c.bump(ch.len_utf8().max(1));
             TokKind::Punct(ch)
         };
         out.push(Tok {
             kind,
             start,
-            end: i,
+            end: c.i,
         });
     }
     Ok(out)
@@ -183,6 +210,21 @@ mod tests {
         let s = split_statements("INSERT INTO t VALUES ('a;b'); -- c;\n SELECT 1;; ");
         assert_eq!(s, vec!["INSERT INTO t VALUES ('a;b')", "-- c;\n SELECT 1"]);
         assert!(split_statements(" ; -- x\n ;").is_empty());
+    }
+
+    #[test]
+    fn hostile_text_never_panics() {
+        for sql in [
+            "'", "/*", "--", "é'", "'é", "x /* é", "\"é\"\"", "`", "(((", ")))", ";;", "'';'",
+        ] {
+            let _ = tokenize(sql);
+            let _ = split_statements(sql);
+        }
+        assert_eq!(
+            tokenize("'a''é'").unwrap()[0].kind,
+            TokKind::Str("a'é".into())
+        );
+        assert_eq!(split_statements("a; /* ; */ b"), vec!["a", "/* ; */ b"]);
     }
 
     #[test]

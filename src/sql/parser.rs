@@ -187,11 +187,18 @@ fn invalid(msg: impl Into<String>) -> Error {
 }
 
 impl<'a> P<'a> {
+    fn skip(&mut self, n: usize) {
+        self.pos = self.pos.saturating_add(n);
+    }
     fn peek(&self) -> Option<&TokKind> {
         self.toks.get(self.pos).map(|t| &t.kind)
     }
     fn peek_word_at(&self, offset: usize) -> Option<String> {
-        match self.toks.get(self.pos + offset).map(|t| &t.kind) {
+        match self
+            .toks
+            .get(self.pos.saturating_add(offset))
+            .map(|t| &t.kind)
+        {
             Some(TokKind::Word(w)) => Some(w.to_ascii_uppercase()),
             _ => None,
         }
@@ -201,7 +208,7 @@ impl<'a> P<'a> {
     }
     fn eat_word(&mut self, w: &str) -> bool {
         if self.is_word(w) {
-            self.pos += 1;
+            self.skip(1);
             true
         } else {
             false
@@ -213,7 +220,7 @@ impl<'a> P<'a> {
             .enumerate()
             .all(|(i, w)| self.peek_word_at(i).as_deref() == Some(*w))
         {
-            self.pos += ws.len();
+            self.skip(ws.len());
             true
         } else {
             false
@@ -228,7 +235,7 @@ impl<'a> P<'a> {
     }
     fn eat_punct(&mut self, c: char) -> bool {
         if self.peek() == Some(&TokKind::Punct(c)) {
-            self.pos += 1;
+            self.skip(1);
             true
         } else {
             false
@@ -243,7 +250,10 @@ impl<'a> P<'a> {
     }
     fn unexpected(&self, what: &str) -> Error {
         match self.toks.get(self.pos) {
-            Some(t) => invalid(format!("{what}, found '{}'", &self.sql[t.start..t.end])),
+            Some(t) => invalid(format!(
+                "{what}, found '{}'",
+                self.sql.get(t.start..t.end).unwrap_or("?")
+            )),
             None => invalid(format!("{what}, found end of statement")),
         }
     }
@@ -264,7 +274,7 @@ impl<'a> P<'a> {
             Some(TokKind::QuotedIdent(w)) => w.clone(),
             _ => return Err(self.unexpected("expected a name")),
         };
-        self.pos += 1;
+        self.skip(1);
         Ok(r)
     }
     fn table_name(&mut self) -> Result<TableName> {
@@ -285,7 +295,7 @@ impl<'a> P<'a> {
         match self.peek() {
             Some(TokKind::Str(s)) => {
                 let s = s.clone();
-                self.pos += 1;
+                self.skip(1);
                 Ok(s)
             }
             _ => Err(self.unexpected("expected a quoted string")),
@@ -308,12 +318,12 @@ impl<'a> P<'a> {
                         self.unexpected("expected a whole number")
                     }
                 })?;
-                self.pos += 1;
+                self.skip(1);
                 Ok(v)
             }
             Some(TokKind::Str(s)) if s.parse::<u64>().is_ok() => {
                 let v = s.parse::<u64>().unwrap_or_default();
-                self.pos += 1;
+                self.skip(1);
                 Ok(v)
             }
             _ => Err(self.unexpected("expected a whole number")),
@@ -342,7 +352,7 @@ pub fn parse_tokens(sql: &str, toks: &[Tok]) -> Result<Option<KalamStatement>> {
     let third = p.peek_word_at(2).unwrap_or_default();
     let stmt = match (first.as_str(), second.as_str()) {
         ("CREATE", "NAMESPACE") | ("CREATE", "SCHEMA") => {
-            p.pos += 2;
+            p.skip(2);
             let if_not_exists = p.eat_words(&["IF", "NOT", "EXISTS"]);
             KalamStatement::CreateNamespace {
                 name: p.ident()?,
@@ -350,7 +360,7 @@ pub fn parse_tokens(sql: &str, toks: &[Tok]) -> Result<Option<KalamStatement>> {
             }
         }
         ("ALTER", "NAMESPACE") => {
-            p.pos += 2;
+            p.skip(2);
             let name = p.ident()?;
             p.expect_word("SET")?;
             let mut options = Vec::new();
@@ -365,7 +375,7 @@ pub fn parse_tokens(sql: &str, toks: &[Tok]) -> Result<Option<KalamStatement>> {
                     let v = match p.peek() {
                         Some(TokKind::Num(n)) => {
                             let n = n.clone();
-                            p.pos += 1;
+                            p.skip(1);
                             n
                         }
                         _ => p.string()?,
@@ -380,7 +390,7 @@ pub fn parse_tokens(sql: &str, toks: &[Tok]) -> Result<Option<KalamStatement>> {
             KalamStatement::AlterNamespace { name, options }
         }
         ("DROP", "NAMESPACE") | ("DROP", "SCHEMA") => {
-            p.pos += 2;
+            p.skip(2);
             let if_exists = p.eat_words(&["IF", "EXISTS"]);
             let name = p.ident()?;
             let cascade = p.eat_word("CASCADE");
@@ -391,11 +401,11 @@ pub fn parse_tokens(sql: &str, toks: &[Tok]) -> Result<Option<KalamStatement>> {
             }
         }
         ("SHOW", "NAMESPACES") | ("SHOW", "SCHEMAS") => {
-            p.pos += 2;
+            p.skip(2);
             KalamStatement::ShowNamespaces
         }
         ("USE", _) => {
-            p.pos += 1;
+            p.skip(1);
             p.eat_word("NAMESPACE");
             KalamStatement::Use(p.ident()?)
         }
@@ -411,7 +421,7 @@ pub fn parse_tokens(sql: &str, toks: &[Tok]) -> Result<Option<KalamStatement>> {
         ("DROP", "TABLE") | ("DROP", "USER" | "SHARED" | "STREAM")
             if second == "TABLE" || third == "TABLE" =>
         {
-            p.pos += 1;
+            p.skip(1);
             let table_type = match p.peek_word_at(0).as_deref() {
                 Some("USER") => Some(TableType::User),
                 Some("SHARED") => Some(TableType::Shared),
@@ -419,7 +429,7 @@ pub fn parse_tokens(sql: &str, toks: &[Tok]) -> Result<Option<KalamStatement>> {
                 _ => None,
             };
             if table_type.is_some() {
-                p.pos += 1;
+                p.skip(1);
             }
             p.expect_word("TABLE")?;
             let if_exists = p.eat_words(&["IF", "EXISTS"]);
@@ -430,7 +440,7 @@ pub fn parse_tokens(sql: &str, toks: &[Tok]) -> Result<Option<KalamStatement>> {
             }
         }
         ("ALTER", "TABLE") => {
-            p.pos += 2;
+            p.skip(2);
             let name = p.table_name()?;
             let op = if p.eat_word("ADD") {
                 p.eat_word("COLUMN");
@@ -448,7 +458,7 @@ pub fn parse_tokens(sql: &str, toks: &[Tok]) -> Result<Option<KalamStatement>> {
             KalamStatement::AlterTable { name, op }
         }
         ("SHOW", "TABLES") => {
-            p.pos += 2;
+            p.skip(2);
             let ns = if p.eat_word("IN") || p.eat_word("FROM") {
                 Some(p.ident()?)
             } else {
@@ -457,18 +467,18 @@ pub fn parse_tokens(sql: &str, toks: &[Tok]) -> Result<Option<KalamStatement>> {
             KalamStatement::ShowTables(ns)
         }
         ("SHOW", "STATS") => {
-            p.pos += 2;
+            p.skip(2);
             p.expect_word("FOR")?;
             p.eat_word("TABLE");
             KalamStatement::ShowStats(p.table_name()?)
         }
         ("DESCRIBE" | "DESC", _) => {
-            p.pos += 1;
+            p.skip(1);
             p.eat_word("TABLE");
             KalamStatement::Describe(p.table_name()?)
         }
         ("CREATE", "USER") => {
-            p.pos += 2;
+            p.skip(2);
             let user_id = p.user_id()?;
             p.expect_word("WITH")?;
             p.expect_word("PASSWORD")?;
@@ -491,7 +501,7 @@ pub fn parse_tokens(sql: &str, toks: &[Tok]) -> Result<Option<KalamStatement>> {
             }
         }
         ("ALTER", "USER") => {
-            p.pos += 2;
+            p.skip(2);
             let user_id = p.user_id()?;
             p.expect_word("SET")?;
             let (mut password, mut role, mut email) = (None, None, None);
@@ -512,7 +522,7 @@ pub fn parse_tokens(sql: &str, toks: &[Tok]) -> Result<Option<KalamStatement>> {
             }
         }
         ("DROP", "USER") => {
-            p.pos += 2;
+            p.skip(2);
             let if_exists = p.eat_words(&["IF", "EXISTS"]);
             KalamStatement::DropUser {
                 user_id: p.user_id()?,
@@ -520,7 +530,7 @@ pub fn parse_tokens(sql: &str, toks: &[Tok]) -> Result<Option<KalamStatement>> {
             }
         }
         ("EXECUTE", "AS") => {
-            p.pos += 2;
+            p.skip(2);
             p.expect_word("USER")?;
             let user_id = p.user_id()?;
             let open = p.toks.get(p.pos).cloned();
@@ -532,7 +542,9 @@ pub fn parse_tokens(sql: &str, toks: &[Tok]) -> Result<Option<KalamStatement>> {
                 return Err(invalid("EXECUTE AS USER expects ( <one statement> )"));
             }
             let start = open.map(|t| t.end).unwrap_or(0);
-            let inner = sql[start..last.start]
+            let inner = sql
+                .get(start..last.start)
+                .unwrap_or("")
                 .trim()
                 .trim_end_matches(';')
                 .trim()
@@ -546,11 +558,11 @@ pub fn parse_tokens(sql: &str, toks: &[Tok]) -> Result<Option<KalamStatement>> {
             }));
         }
         ("FLUSH", "TABLE") | ("STORAGE", "FLUSH") if first == "FLUSH" || third == "TABLE" => {
-            p.pos += if first == "FLUSH" { 2 } else { 3 };
+            p.skip(if first == "FLUSH" { 2 } else { 3 });
             KalamStatement::FlushTable(p.table_name()?)
         }
         ("FLUSH", "ALL") | ("STORAGE", "FLUSH") => {
-            p.pos += if first == "FLUSH" { 2 } else { 3 };
+            p.skip(if first == "FLUSH" { 2 } else { 3 });
             p.eat_word("TABLES");
             let ns = if p.eat_word("IN") {
                 Some(p.ident()?)
@@ -560,11 +572,11 @@ pub fn parse_tokens(sql: &str, toks: &[Tok]) -> Result<Option<KalamStatement>> {
             KalamStatement::FlushAll(ns)
         }
         ("KILL", "JOB") => {
-            p.pos += 2;
+            p.skip(2);
             KalamStatement::KillJob(p.string()?)
         }
         ("SET", _) => {
-            p.pos += 1;
+            p.skip(1);
             let _ = p.eat_word("SESSION") || p.eat_word("LOCAL");
             let mut name = p.ident()?;
             while p.eat_punct('.') {
@@ -578,15 +590,15 @@ pub fn parse_tokens(sql: &str, toks: &[Tok]) -> Result<Option<KalamStatement>> {
                 Some(TokKind::Num(v) | TokKind::Str(v) | TokKind::Word(v)) => v.clone(),
                 _ => return Err(p.unexpected("expected a value")),
             };
-            p.pos += 1;
+            p.skip(1);
             KalamStatement::Set { name, value }
         }
         ("SHOW", name) if is_limit_name(name) => {
-            p.pos += 2;
+            p.skip(2);
             KalamStatement::ShowSetting(name.to_ascii_lowercase())
         }
         ("KILL", "LIVE") => {
-            p.pos += 2;
+            p.skip(2);
             p.expect_word("QUERY")?;
             KalamStatement::KillLiveQuery(p.string()?)
         }
@@ -617,7 +629,7 @@ fn column_spec(p: &mut P<'_>) -> Result<ColumnSpec> {
         Some(TokKind::Word(w)) => w.clone(),
         _ => return Err(p.unexpected(&format!("expected a type for column '{name}'"))),
     };
-    p.pos += 1;
+    p.skip(1);
     if type_name.eq_ignore_ascii_case("DOUBLE") {
         p.eat_word("PRECISION");
     }
@@ -674,9 +686,9 @@ fn default_expr(p: &mut P<'_>) -> Result<DefaultValue> {
     let mut depth = 0i32;
     while let Some(t) = p.peek() {
         match t {
-            TokKind::Punct('(') => depth += 1,
+            TokKind::Punct('(') => depth = depth.saturating_add(1),
             TokKind::Punct(')') if depth == 0 => break,
-            TokKind::Punct(')') => depth -= 1,
+            TokKind::Punct(')') => depth = depth.saturating_sub(1),
             TokKind::Punct(',') if depth == 0 => break,
             TokKind::Word(w)
                 if depth == 0
@@ -687,13 +699,13 @@ fn default_expr(p: &mut P<'_>) -> Result<DefaultValue> {
             }
             _ => {}
         }
-        p.pos += 1;
+        p.skip(1);
     }
-    let toks = &p.toks[start..p.pos];
+    let toks = p.toks.get(start..p.pos).unwrap_or_default();
     let (Some(first), Some(last)) = (toks.first(), toks.last()) else {
         return Err(p.unexpected("expected a DEFAULT value"));
     };
-    let text = &p.sql[first.start..last.end];
+    let text = p.sql.get(first.start..last.end).unwrap_or("");
     let compact: String = text
         .chars()
         .filter(|c| !c.is_whitespace())
@@ -801,7 +813,7 @@ fn duration(p: &mut P<'_>, what: &str, bare_unit_secs: u64) -> Result<u64> {
             )));
         }
     };
-    p.pos += 1;
+    p.skip(1);
     let text = raw.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
@@ -813,7 +825,7 @@ fn duration(p: &mut P<'_>, what: &str, bare_unit_secs: u64) -> Result<u64> {
         && duration_unit(&w.to_ascii_lowercase()).is_some()
     {
         unit = w.to_ascii_lowercase();
-        p.pos += 1;
+        p.skip(1);
     }
     let bad = || {
         Error::InvalidParameter(format!(
@@ -845,11 +857,11 @@ fn duration_unit(unit: &str) -> Option<u64> {
 fn parse_retention(p: &mut P<'_>) -> Result<Option<u64>> {
     match p.peek() {
         Some(TokKind::Word(w)) if w.eq_ignore_ascii_case("off") => {
-            p.pos += 1;
+            p.skip(1);
             Ok(None)
         }
         Some(TokKind::Str(w)) if w.eq_ignore_ascii_case("off") => {
-            p.pos += 1;
+            p.skip(1);
             Ok(None)
         }
         _ => duration(p, "DELETED_RETENTION", 3600).map(Some),
@@ -859,7 +871,7 @@ fn parse_retention(p: &mut P<'_>) -> Result<Option<u64>> {
 fn create_table(p: &mut P<'_>, explicit: Option<TableType>) -> Result<KalamStatement> {
     p.expect_word("CREATE")?;
     if explicit.is_some() {
-        p.pos += 1; // USER | SHARED | STREAM, already classified
+        p.skip(1); // USER | SHARED | STREAM, already classified
     }
     p.expect_word("TABLE")?;
     let if_not_exists = p.eat_words(&["IF", "NOT", "EXISTS"]);

@@ -54,37 +54,40 @@ pub fn encode_header(buf: &mut Vec<u8>, h: RowHeader) {
 /// # Errors
 /// [`Error::Internal`] if `v` is shorter than [`HEADER_LEN`].
 pub fn decode_header(v: &[u8]) -> Result<RowHeader> {
-    if v.len() < HEADER_LEN {
+    let (Some(seq), Some(&flags), Some(version)) = (v.get(0..8), v.get(8), v.get(9..13)) else {
         return Err(corrupt());
-    }
-    let seq = u64::from_le_bytes(v[0..8].try_into().map_err(|_| corrupt())?);
-    let schema_version = u32::from_le_bytes(v[9..13].try_into().map_err(|_| corrupt())?);
+    };
     Ok(RowHeader {
-        seq,
-        deleted: v[8] & 1 == 1,
-        schema_version,
+        seq: u64::from_le_bytes(seq.try_into().map_err(|_| corrupt())?),
+        deleted: flags & 1 == 1,
+        schema_version: u32::from_le_bytes(version.try_into().map_err(|_| corrupt())?),
     })
+}
+
+/// The low 7 bits of `v`.
+fn low7(v: u64) -> u8 {
+    v.to_le_bytes()[0] & 0x7f
 }
 
 fn push_varint(buf: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
-        buf.push((v as u8) | 0x80);
+        buf.push(low7(v) | 0x80);
         v >>= 7;
     }
-    buf.push(v as u8);
+    buf.push(low7(v));
 }
 
 fn read_varint(v: &[u8], pos: &mut usize) -> Result<u64> {
     let mut out = 0u64;
-    let mut shift = 0;
+    let mut shift = 0u32;
     loop {
         let b = *v.get(*pos).ok_or_else(corrupt)?;
-        *pos += 1;
-        out |= u64::from(b & 0x7f) << shift;
+        *pos = pos.checked_add(1).ok_or_else(corrupt)?;
+        out |= u64::from(b & 0x7f).checked_shl(shift).ok_or_else(corrupt)?;
         if b & 0x80 == 0 {
             return Ok(out);
         }
-        shift += 7;
+        shift = shift.saturating_add(7);
         if shift > 63 {
             return Err(corrupt());
         }
@@ -154,15 +157,17 @@ pub fn push_cell(buf: &mut Vec<u8>, column_id: u32, array: &dyn Array, row: usiz
     let start = buf.len();
     buf.push(0); // one-byte length placeholder, fixed up below
     push_payload(buf, array, row)?;
-    let len = buf.len() - start - 1;
-    if len < 0x80 {
-        buf[start] = len as u8;
-    } else {
-        // Rare (long text/binary): re-encode the length as a multi-byte varint.
-        let payload = buf.split_off(start + 1);
-        buf.truncate(start);
-        push_varint(buf, len as u64);
-        buf.extend_from_slice(&payload);
+    let payload_start = start.saturating_add(1);
+    let len = buf.len().saturating_sub(payload_start);
+    match (u8::try_from(len), buf.get_mut(start)) {
+        (Ok(short), Some(slot)) if short < 0x80 => *slot = short,
+        _ => {
+            // Rare (long text/binary): re-encode the length as a multi-byte varint.
+            let payload = buf.split_off(payload_start);
+            buf.truncate(start);
+            push_varint(buf, u64::try_from(len).map_err(|_| corrupt())?);
+            buf.extend_from_slice(&payload);
+        }
     }
     Ok(())
 }
@@ -175,12 +180,10 @@ pub fn for_each_cell(v: &[u8], mut f: impl FnMut(u32, &[u8]) -> Result<()>) -> R
     let mut pos = HEADER_LEN;
     while pos < v.len() {
         let id = read_varint(v, &mut pos)?;
-        let len = read_varint(v, &mut pos)? as usize;
-        let end = pos
-            .checked_add(len)
-            .filter(|e| *e <= v.len())
-            .ok_or_else(corrupt)?;
-        f(u32::try_from(id).map_err(|_| corrupt())?, &v[pos..end])?;
+        let len = usize::try_from(read_varint(v, &mut pos)?).map_err(|_| corrupt())?;
+        let end = pos.checked_add(len).ok_or_else(corrupt)?;
+        let payload = v.get(pos..end).ok_or_else(corrupt)?;
+        f(u32::try_from(id).map_err(|_| corrupt())?, payload)?;
         pos = end;
     }
     Ok(())

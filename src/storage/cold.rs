@@ -114,14 +114,15 @@ impl ColdLoc {
     /// [`Error::Internal`] for a malformed value.
     pub fn decode(v: &[u8]) -> Result<ColdLoc> {
         let bad = || Error::Internal("corrupt primary-key index entry".into());
+        let field = |r: std::ops::Range<usize>| v.get(r).ok_or_else(bad);
         if v.len() != 21 {
             return Err(bad());
         }
         Ok(ColdLoc {
-            file_id: u64::from_le_bytes(v[0..8].try_into().map_err(|_| bad())?),
-            row: u32::from_le_bytes(v[8..12].try_into().map_err(|_| bad())?),
-            deleted: v[12] == 1,
-            seq: u64::from_le_bytes(v[13..21].try_into().map_err(|_| bad())?),
+            file_id: u64::from_le_bytes(field(0..8)?.try_into().map_err(|_| bad())?),
+            row: u32::from_le_bytes(field(8..12)?.try_into().map_err(|_| bad())?),
+            deleted: field(12..13)? == [1],
+            seq: u64::from_le_bytes(field(13..21)?.try_into().map_err(|_| bad())?),
         })
     }
 }
@@ -171,7 +172,7 @@ pub fn delete_table_records(b: &mut Batch, store: &Store, table_id: u64) {
             store,
             CF_META,
             &tid_key(p, table_id),
-            &tid_key(p, table_id + 1),
+            &tid_key(p, table_id.saturating_add(1)),
         );
     }
 }
@@ -196,7 +197,7 @@ pub fn deletion_vector(view: &View<'_>, table_id: u64, file_id: u64) -> Result<V
 
 fn decode_dv(v: &[u8]) -> Vec<u32> {
     v.chunks_exact(4)
-        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .filter_map(|c| c.try_into().ok().map(u32::from_le_bytes))
         .collect()
 }
 

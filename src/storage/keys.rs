@@ -11,7 +11,7 @@
 
 /// `table_id | partition | 0x00`: the prefix of one partition.
 pub fn partition_prefix(table_id: u64, partition: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(9 + partition.len() + 16);
+    let mut k = Vec::with_capacity(partition.len().saturating_add(25));
     k.extend_from_slice(&table_id.to_be_bytes());
     k.extend_from_slice(partition.as_bytes());
     k.push(0);
@@ -22,13 +22,14 @@ pub fn partition_prefix(table_id: u64, partition: &str) -> Vec<u8> {
 pub fn table_range(table_id: u64) -> (Vec<u8>, Vec<u8>) {
     (
         table_id.to_be_bytes().to_vec(),
-        (table_id + 1).to_be_bytes().to_vec(),
+        // Table ids come from a counter starting at 1 and never reach u64::MAX.
+        table_id.saturating_add(1).to_be_bytes().to_vec(),
     )
 }
 
 /// Appends a signed integer so that byte order equals numeric order.
 pub fn push_i64(buf: &mut Vec<u8>, v: i64) {
-    buf.extend_from_slice(&((v as u64) ^ (1 << 63)).to_be_bytes());
+    buf.extend_from_slice(&(v.cast_unsigned() ^ (1 << 63)).to_be_bytes());
 }
 
 /// Appends a `u64` big-endian (identity and stream keys).
@@ -40,8 +41,8 @@ pub fn push_u64(buf: &mut Vec<u8>, v: u64) {
 pub fn split_partition(key: &[u8]) -> Option<(&str, &[u8])> {
     let rest = key.get(8..)?;
     let nul = rest.iter().position(|b| *b == 0)?;
-    let part = std::str::from_utf8(&rest[..nul]).ok()?;
-    Some((part, &rest[nul + 1..]))
+    let part = std::str::from_utf8(rest.get(..nul)?).ok()?;
+    Some((part, rest.get(nul.checked_add(1)?..)?))
 }
 
 #[cfg(test)]

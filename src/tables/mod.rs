@@ -74,6 +74,29 @@ pub(crate) struct PartitionRows {
     pub(crate) keys: Vec<Box<[u8]>>,
 }
 
+impl PartitionRows {
+    /// Each batch with the keys of its rows.
+    fn with_keys(&self) -> impl Iterator<Item = Result<(&RecordBatch, &[Box<[u8]>])>> {
+        let mut start = 0usize;
+        self.batches.iter().map(move |b| {
+            let end = start.saturating_add(b.num_rows());
+            let keys = self
+                .keys
+                .get(start..end)
+                .ok_or_else(|| Error::Internal("row keys out of step with rows".into()))?;
+            start = end;
+            Ok((b, keys))
+        })
+    }
+}
+
+/// The key of row `row` of a batch.
+fn key_at(keys: &[Box<[u8]>], row: usize) -> Result<&[u8]> {
+    keys.get(row)
+        .map(AsRef::as_ref)
+        .ok_or_else(|| Error::Internal("row key missing".into()))
+}
+
 fn df_err(e: Error) -> datafusion::error::DataFusionError {
     e.into_datafusion()
 }
@@ -182,7 +205,6 @@ impl KalamTable {
         out: &mut PartitionRows,
     ) -> Result<()> {
         let full = self.def.arrow_schema(true);
-        let ncols = self.def.columns.len();
         let mut names: Vec<String> = columns
             .iter()
             .map(|&i| match self.def.columns.get(i) {
@@ -198,33 +220,39 @@ impl KalamTable {
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let (batches, pos) = cold::decode(bytes, &refs)?;
         let n = columns.len();
-        let (Some(seq_pos), Some(del_pos), Some(key_pos)) = (pos[n], pos[n + 1], pos[n + 2]) else {
+        let (Some(seq_pos), Some(del_pos), Some(key_pos)) = (
+            pos.get(n).copied().flatten(),
+            pos.get(n.saturating_add(1)).copied().flatten(),
+            pos.get(n.saturating_add(2)).copied().flatten(),
+        ) else {
             return Err(Error::Internal("cold file lacks system columns".into()));
         };
         let schema = Arc::new(full.project(columns)?);
-        let mut file_row = 0u32;
+        // Row numbers within the file, as the deletion vector counts them.
+        let mut file_row = 0u64;
         for b in batches {
             let rows = b.num_rows();
             let seq = b.column(seq_pos).as_primitive::<Int64Type>().clone();
             let del = b.column(del_pos).as_boolean().clone();
             let keys_col = b.column(key_pos).as_binary::<i32>().clone();
-            let mask: BooleanArray = (0..rows)
-                .map(|i| {
-                    let superseded = dv.binary_search(&(file_row + i as u32)).is_ok();
+            let mask: BooleanArray = (file_row..)
+                .zip(0..rows)
+                .map(|(number, i)| {
+                    let superseded =
+                        u32::try_from(number).is_ok_and(|number| dv.binary_search(&number).is_ok());
                     Some(!superseded && (include_deleted || !del.value(i)))
                 })
                 .collect();
-            file_row += rows as u32;
+            file_row = file_row.saturating_add(rows as u64);
             let kept = mask.true_count();
             if kept == 0 {
                 continue;
             }
             let mut arrays = Vec::with_capacity(n);
             for (j, &i) in columns.iter().enumerate() {
-                let a: ArrayRef = if i < ncols {
-                    let c = &self.def.columns[i];
+                let a: ArrayRef = if let Some(c) = self.def.columns.get(i) {
                     let dt = c.sql_type.arrow_type();
-                    match pos[j] {
+                    match pos.get(j).copied().flatten() {
                         Some(p) => cast(b.column(p), &dt)?,
                         None => match c
                             .default
@@ -242,7 +270,7 @@ impl KalamTable {
                         UPDATED => Arc::new(TimestampMillisecondArray::from_iter_values(
                             seq.values()
                                 .iter()
-                                .map(|s| crate::ids::seq_millis(*s as u64)),
+                                .map(|s| crate::ids::seq_millis(crate::ids::from_i64(*s))),
                         )),
                         _ => Arc::new(del.clone()),
                     }
@@ -391,6 +419,14 @@ impl KalamTable {
         Ok(())
     }
 
+    /// The leading user columns of a full-schema `batch`.
+    fn user_columns<'b>(&self, batch: &'b RecordBatch) -> Result<&'b [ArrayRef]> {
+        batch
+            .columns()
+            .get(..self.def.columns.len())
+            .ok_or_else(|| Error::Internal("batch lacks user columns".into()))
+    }
+
     /// The user-column arrays of `batch` (by name), cast to the declared types.
     fn user_arrays(&self, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
         self.def
@@ -450,20 +486,22 @@ impl KalamTable {
                 last_seq = seq;
                 let key = match pk {
                     Some(pk) => {
-                        let pos = self
+                        let pk_array = self
                             .def
                             .columns
                             .iter()
                             .position(|c| c.id == pk.id)
-                            .unwrap_or(0);
-                        let key = self.pk_key(pk, arrays[pos].as_ref(), row)?;
+                            .and_then(|pos| arrays.get(pos))
+                            .ok_or_else(|| Error::Internal("primary key column missing".into()))?
+                            .as_ref();
+                        let key = self.pk_key(pk, pk_array, row)?;
                         let (live, cold_version) = self.lookup(&key)?;
                         let exists = in_statement.contains(&key) || live;
                         if exists {
                             return Err(Error::Execution(format!(
                                 "duplicate primary key: {} = {} already exists in table '{}'",
                                 pk.name,
-                                array_value_to_string(arrays[pos].as_ref(), row)?,
+                                array_value_to_string(pk_array, row)?,
                                 self.def.qualified()
                             )));
                         }
@@ -479,7 +517,7 @@ impl KalamTable {
                 };
                 self.encode(&mut buf, seq, false, &arrays, row)?;
                 wb.put(&self.core.store, CF_ROWS, &key, &buf);
-                count += 1;
+                count = count.saturating_add(1);
             }
         }
         if count > 0 {
@@ -511,7 +549,7 @@ impl KalamTable {
             .unwrap_or_else(|p| p.into_inner());
         let n = match counts.get_mut(&key) {
             Some(n) => {
-                *n += count;
+                *n = n.saturating_add(count);
                 *n
             }
             None => {
@@ -519,7 +557,7 @@ impl KalamTable {
                 self.core
                     .store
                     .for_each_prefix(CF_ROWS, &self.prefix(), |_, _| {
-                        n += 1;
+                        n = n.saturating_add(1);
                         Ok(true)
                     })?;
                 counts.insert(key.clone(), n);
@@ -546,7 +584,9 @@ impl KalamTable {
             return Ok(());
         };
         let rows = self.core.store.scan_prefix(CF_ROWS, &self.prefix())?;
-        let excess = rows.len().saturating_sub(limit as usize);
+        let excess = rows
+            .len()
+            .saturating_sub(usize::try_from(limit).unwrap_or(usize::MAX));
         if excess > 0 {
             let mut wb = Batch::default();
             for (k, _) in rows.iter().take(excess) {
@@ -593,46 +633,49 @@ impl KalamTable {
         let mut new_keys: HashSet<Vec<u8>> = HashSet::new();
         let mut count = 0u64;
         let mut last_seq = 0;
-        let mut key_index = 0usize;
-        for batch in &rows.batches {
-            let batch_keys = &rows.keys[key_index..key_index + batch.num_rows()];
-            key_index += batch.num_rows();
+        for batch_and_keys in rows.with_keys() {
+            let (batch, batch_keys) = batch_and_keys?;
             let matching = Self::matching_rows(batch, filter)?;
             if matching.is_empty() {
                 continue;
             }
-            let mut arrays: Vec<ArrayRef> = batch.columns()[..self.def.columns.len()].to_vec();
+            let old = self.user_columns(batch)?;
+            let mut arrays: Vec<ArrayRef> = old.to_vec();
             for (pos, expr) in assignments {
+                let (Some(slot), Some(c)) = (arrays.get_mut(*pos), self.def.columns.get(*pos))
+                else {
+                    return Err(Error::Internal("UPDATE of an unknown column".into()));
+                };
                 let v = expr.evaluate(batch)?.into_array(batch.num_rows())?;
-                arrays[*pos] = cast(&v, &self.def.columns[*pos].sql_type.arrow_type())?;
+                *slot = cast(&v, &c.sql_type.arrow_type())?;
             }
-            let old: &[ArrayRef] = &batch.columns()[..self.def.columns.len()];
             for row in matching {
                 self.check_row(&arrays, row)?;
                 self.encode(&mut old_buf, 0, false, old, row)?;
                 self.encode(&mut buf, 0, false, &arrays, row)?;
-                if old_buf[codec::HEADER_LEN..] == buf[codec::HEADER_LEN..] {
+                if old_buf.get(codec::HEADER_LEN..) == buf.get(codec::HEADER_LEN..) {
                     continue; // changes nothing: not counted, not rewritten
                 }
                 let seq = crate::ids::next_seq();
                 last_seq = seq;
-                let old_key: &[u8] = &batch_keys[row];
+                let old_key = key_at(batch_keys, row)?;
                 let old_cold = self.lookup(old_key)?.1;
-                let new_key = match pk_pos {
-                    Some(p) => Some(self.pk_key(&self.def.columns[p], arrays[p].as_ref(), row)?)
+                let pk = pk_pos.and_then(|p| Some((self.def.columns.get(p)?, arrays.get(p)?)));
+                let new_key = match pk {
+                    Some((c, a)) => Some(self.pk_key(c, a.as_ref(), row)?)
                         .filter(|k| k.as_slice() != old_key)
-                        .map(|k| (p, k)),
+                        .map(|k| (c, a, k)),
                     None => None,
                 };
                 let (key, key_cold) = match new_key {
                     // The PRIMARY KEY changed: the row moves; its old key gets a tombstone.
-                    Some((p, new_key)) => {
+                    Some((c, a, new_key)) => {
                         let (live, new_cold) = self.lookup(&new_key)?;
                         if new_keys.contains(&new_key) || live {
                             return Err(Error::Execution(format!(
                                 "duplicate primary key: {} = {} already exists in table '{}'",
-                                self.def.columns[p].name,
-                                array_value_to_string(arrays[p].as_ref(), row)?,
+                                c.name,
+                                array_value_to_string(a.as_ref(), row)?,
                                 self.def.qualified()
                             )));
                         }
@@ -647,7 +690,7 @@ impl KalamTable {
                 self.supersede(&mut wb, &key, key_cold, &mut dv);
                 self.encode(&mut buf, seq, false, &arrays, row)?;
                 wb.put(&self.core.store, CF_ROWS, &key, &buf);
-                count += 1;
+                count = count.saturating_add(1);
             }
         }
         if count > 0 {
@@ -671,23 +714,22 @@ impl KalamTable {
         let mut buf = Vec::new();
         let mut count = 0u64;
         let mut last_seq = 0;
-        let mut key_index = 0usize;
-        for batch in &rows.batches {
-            let batch_keys = &rows.keys[key_index..key_index + batch.num_rows()];
-            key_index += batch.num_rows();
-            let old: &[ArrayRef] = &batch.columns()[..self.def.columns.len()];
+        for batch_and_keys in rows.with_keys() {
+            let (batch, batch_keys) = batch_and_keys?;
+            let old = self.user_columns(batch)?;
             for row in Self::matching_rows(batch, filter)? {
+                let key = key_at(batch_keys, row)?;
                 if self.def.table_type == TableType::Stream {
-                    wb.delete(&self.core.store, CF_ROWS, &batch_keys[row]);
+                    wb.delete(&self.core.store, CF_ROWS, key);
                 } else {
                     let seq = crate::ids::next_seq();
                     last_seq = seq;
                     self.encode(&mut buf, seq, true, old, row)?;
-                    let cold_version = self.lookup(&batch_keys[row])?.1;
-                    self.supersede(&mut wb, &batch_keys[row], cold_version, &mut dv);
-                    wb.put(&self.core.store, CF_ROWS, &batch_keys[row], &buf);
+                    let cold_version = self.lookup(key)?.1;
+                    self.supersede(&mut wb, key, cold_version, &mut dv);
+                    wb.put(&self.core.store, CF_ROWS, key, &buf);
                 }
-                count += 1;
+                count = count.saturating_add(1);
             }
         }
         if count > 0 {
@@ -724,27 +766,34 @@ pub(crate) fn decode_hot(
     include_deleted: bool,
 ) -> Result<PartitionRows> {
     let full = def.arrow_schema(true);
-    let ncols = def.columns.len();
-    let mut builders = Vec::with_capacity(columns.len());
+    // One output slot per projected column: its builder, where its value comes from, and
+    // whether the current row set it.
+    let mut slots: Vec<(ColumnBuilder, Source<'_>, bool)> = Vec::with_capacity(columns.len());
     let mut by_id: HashMap<u32, usize> = HashMap::new();
-    // For each output position: the column it reads, for defaults of added columns.
-    let mut user_cols: Vec<Option<UserColumn<'_>>> = Vec::new();
     for (pos, &i) in columns.iter().enumerate() {
-        builders.push(ColumnBuilder::new(full.field(i).data_type())?);
-        if i < ncols {
-            let c = &def.columns[i];
-            by_id.insert(c.id, pos);
-            let default = match &c.default {
-                Some(d) => match d.literal_scalar(&c.sql_type.arrow_type())? {
-                    Some(s) if !s.is_null() => Some(scalar_payload(&s)?),
-                    _ => None,
-                },
-                None => None,
-            };
-            user_cols.push(Some((c, default)));
-        } else {
-            user_cols.push(None);
-        }
+        let field = full
+            .fields()
+            .get(i)
+            .ok_or_else(|| Error::Internal(format!("column {i} is outside the table's schema")))?;
+        let source = match def.columns.get(i) {
+            Some(c) => {
+                by_id.insert(c.id, pos);
+                let default = match &c.default {
+                    Some(d) => match d.literal_scalar(&c.sql_type.arrow_type())? {
+                        Some(s) if !s.is_null() => Some(scalar_payload(&s)?),
+                        _ => None,
+                    },
+                    None => None,
+                };
+                Source::User((c, default))
+            }
+            None => match field.name().as_str() {
+                SEQ => Source::Seq,
+                UPDATED => Source::Updated,
+                _ => Source::Deleted,
+            },
+        };
+        slots.push((ColumnBuilder::new(field.data_type())?, source, false));
     }
     let ttl_cutoff = match (def.table_type, def.ttl_seconds) {
         (TableType::Stream, Some(ttl)) => crate::ids::cutoff_seq(crate::ids::now_millis(), ttl),
@@ -754,64 +803,72 @@ pub(crate) fn decode_hot(
         batches: Vec::new(),
         keys: Vec::new(),
     };
-    let mut seen = vec![false; columns.len()];
     let mut rows_in_batch = 0usize;
     let schema = Arc::new(full.project(columns)?);
-    let finish =
-        |builders: &mut Vec<ColumnBuilder>, n: usize, out: &mut PartitionRows| -> Result<()> {
-            let arrays = builders
-                .iter_mut()
-                .map(|b| b.finish())
-                .collect::<Result<Vec<_>>>()?;
-            let opts = RecordBatchOptions::new().with_row_count(Some(n));
-            out.batches.push(RecordBatch::try_new_with_options(
-                schema.clone(),
-                arrays,
-                &opts,
-            )?);
-            Ok(())
-        };
+    let finish = |slots: &mut Vec<(ColumnBuilder, Source<'_>, bool)>,
+                  n: usize,
+                  out: &mut PartitionRows|
+     -> Result<()> {
+        let arrays = slots
+            .iter_mut()
+            .map(|(b, _, _)| b.finish())
+            .collect::<Result<Vec<_>>>()?;
+        let opts = RecordBatchOptions::new().with_row_count(Some(n));
+        out.batches.push(RecordBatch::try_new_with_options(
+            schema.clone(),
+            arrays,
+            &opts,
+        )?);
+        Ok(())
+    };
     view.for_each_prefix(CF_ROWS, prefix, |k, v| {
         let h = codec::decode_header(v)?;
         if (h.deleted && !include_deleted) || h.seq < ttl_cutoff {
             return Ok(true);
         }
-        seen.iter_mut().for_each(|s| *s = false);
+        slots.iter_mut().for_each(|(_, _, seen)| *seen = false);
         codec::for_each_cell(v, |id, payload| {
-            if let Some(&pos) = by_id.get(&id) {
-                builders[pos].append_payload(payload)?;
-                seen[pos] = true;
+            if let Some((builder, _, seen)) = by_id.get(&id).and_then(|&pos| slots.get_mut(pos)) {
+                builder.append_payload(payload)?;
+                *seen = true;
             }
             Ok(())
         })?;
-        for (pos, &i) in columns.iter().enumerate() {
-            if seen[pos] {
-                continue;
-            }
-            match &user_cols[pos] {
-                Some((c, Some(default))) if c.added_in > h.schema_version => {
-                    builders[pos].append_payload(default)?
+        for (builder, source, _) in slots.iter_mut().filter(|(_, _, seen)| !*seen) {
+            match source {
+                Source::User((c, Some(default))) if c.added_in > h.schema_version => {
+                    builder.append_payload(default)?
                 }
-                Some(_) => builders[pos].append_null(),
-                None => match full.field(i).name().as_str() {
-                    SEQ => builders[pos].append_i64(h.seq as i64),
-                    UPDATED => builders[pos].append_i64(crate::ids::seq_millis(h.seq)),
-                    _ => builders[pos].append_bool(h.deleted),
-                },
+                Source::User(_) => builder.append_null(),
+                Source::Seq => builder.append_i64(crate::ids::as_i64(h.seq)),
+                Source::Updated => builder.append_i64(crate::ids::seq_millis(h.seq)),
+                Source::Deleted => builder.append_bool(h.deleted),
             }
         }
         out.keys.push(k.into());
-        rows_in_batch += 1;
+        rows_in_batch = rows_in_batch.saturating_add(1);
         if rows_in_batch == BATCH_ROWS {
-            finish(&mut builders, rows_in_batch, &mut out)?;
+            finish(&mut slots, rows_in_batch, &mut out)?;
             rows_in_batch = 0;
         }
         Ok(true)
     })?;
     if rows_in_batch > 0 || out.batches.is_empty() {
-        finish(&mut builders, rows_in_batch, &mut out)?;
+        finish(&mut slots, rows_in_batch, &mut out)?;
     }
     Ok(out)
+}
+
+/// Where a decoded column's values come from.
+enum Source<'a> {
+    /// A user column (with the payload of its DEFAULT for rows older than the column).
+    User(UserColumn<'a>),
+    /// `_seq`.
+    Seq,
+    /// `_updated`.
+    Updated,
+    /// `_deleted`.
+    Deleted,
 }
 
 /// Per-file min/max for [`PruningPredicate`]: `_seq` from the manifest's seq range, user
@@ -827,7 +884,7 @@ impl FileStatistics<'_> {
             let v = self
                 .files
                 .iter()
-                .map(|f| if max { f.max_seq } else { f.min_seq } as i64);
+                .map(|f| crate::ids::as_i64(if max { f.max_seq } else { f.min_seq }));
             return Some(Arc::new(
                 datafusion::arrow::array::Int64Array::from_iter_values(v),
             ));

@@ -130,7 +130,9 @@ pub fn provider(core: &Core, session: &Session, t: SystemTable) -> Result<Arc<dy
                 .namespaces()
                 .into_iter()
                 .map(|n| {
-                    let count = tables.iter().filter(|t| t.namespace == n.name).count() as i64;
+                    let count = crate::ids::count_i64(
+                        tables.iter().filter(|t| t.namespace == n.name).count(),
+                    );
                     vec![
                         text(&n.name),
                         text(&n.name),
@@ -164,8 +166,8 @@ pub fn provider(core: &Core, session: &Session, t: SystemTable) -> Result<Arc<dy
                         text(t.table_type.as_str()),
                         text(storage_location(t)),
                         text_opt((!stream).then(|| t.flush_policy.to_sql())),
-                        ScalarValue::Int64(t.ttl_seconds.map(|v| v as i64)),
-                        ScalarValue::Int32(Some(t.schema_version as i32)),
+                        ScalarValue::Int64(t.ttl_seconds.map(crate::ids::as_i64)),
+                        ScalarValue::Int32(i32::try_from(t.schema_version).ok()),
                         ts(t.created_at),
                         ts(t.updated_at),
                     ]
@@ -196,7 +198,7 @@ pub fn provider(core: &Core, session: &Session, t: SystemTable) -> Result<Arc<dy
                         text(v.table_id),
                         text(v.namespace),
                         text(v.table_name),
-                        ScalarValue::Int32(Some(v.version as i32)),
+                        ScalarValue::Int32(i32::try_from(v.version).ok()),
                         text(v.arrow_schema.to_string()),
                         ts(v.created_at),
                     ]
