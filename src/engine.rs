@@ -199,16 +199,10 @@ impl Engine {
             hot_counts: Mutex::default(),
             locks: Mutex::default(),
         });
-        let mut session_config = SessionConfig::new()
+        let session_config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema(CATALOG_NAME, "default")
             .with_create_default_catalog_and_schema(false);
-        // Numeric literals that do not fit BIGINT are exact decimals (as in PostgreSQL), so
-        // storing -9223372036854775809 into a BIGINT fails instead of rounding to i64::MIN.
-        session_config
-            .options_mut()
-            .sql_parser
-            .parse_float_as_decimal = true;
         // Nothing spills to disk: a statement over its memory limit fails with LIMIT_EXCEEDED.
         let base_runtime_env = RuntimeEnvBuilder::new()
             .with_disk_manager_builder(DiskManager::builder().with_mode(DiskManagerMode::Disabled))
@@ -217,6 +211,8 @@ impl Engine {
             .with_config(session_config)
             .with_runtime_env(base_runtime_env.clone())
             .with_default_features()
+            .with_analyzer_rule(Arc::new(crate::query::checked::CheckedArithmetic))
+            .with_physical_optimizer_rule(Arc::new(crate::query::coop::YieldEverywhere))
             .build();
         for udf in [
             crate::functions::snowflake_id_udf(),
@@ -527,6 +523,7 @@ impl Executor {
         let state = ctx.state();
         let mut statement = state.sql_to_statement(sql, &datafusion::config::Dialect::Generic)?;
         guard::check_ast(&statement)?;
+        crate::query::checked::exact_integer_literals(&mut statement)?;
         self.rewrite_insert_defaults(&mut statement, session)?;
         let plan = state.statement_to_plan(statement).await?;
         let plan = if params.is_empty() {

@@ -1,9 +1,13 @@
 //! The DataFusion bridge's safety layer: where statements run ([`runtime`]), what a plan may do
-//! ([`guard`]), and UPDATE/DELETE with their exact predicate ([`dml`]).
+//! ([`guard`]), UPDATE/DELETE with their exact predicate ([`dml`]), operators that always
+//! yield their thread ([`coop`]) and integer arithmetic that fails instead of wrapping
+//! ([`checked`]).
 //!
 //! May import the ground floor, `catalog/`, `storage/` and `tables/`; never `engine`, `server/`
 //! or the front ends.
 
+pub mod checked;
+pub mod coop;
 pub mod dml;
 pub mod guard;
 pub mod runtime;
