@@ -1,65 +1,10 @@
 //! HTTP API tests: exact JSON shapes and statuses (SPEC section 7) pinned as insta snapshots,
 //! auth rules, and "bad input changes nothing" (SPEC section 9).
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+mod common;
 
-use base64::Engine as _;
-use kalamdb::{Config, Engine};
+use common::start;
 use serde_json::{Value, json};
-
-struct TestServer {
-    url: String,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
-
-async fn start(config: impl FnOnce(&mut Config)) -> TestServer {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut cfg = Config::with_data_dir(dir.path());
-    config(&mut cfg);
-    let engine = Arc::new(Engine::open(cfg).expect("open"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let app = kalamdb::server::router(engine).into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    TestServer {
-        url: format!("http://{addr}"),
-        http: reqwest::Client::new(),
-        _dir: dir,
-    }
-}
-
-impl TestServer {
-    async fn post_raw(&self, body: &str, auth: Option<(&str, &str)>) -> (u16, Value) {
-        let mut req = self
-            .http
-            .post(format!("{}/v1/api/sql", self.url))
-            .header("content-type", "application/json")
-            .body(body.to_string());
-        if let Some((u, p)) = auth {
-            let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
-            req = req.header("Authorization", format!("Basic {token}"));
-        }
-        let resp = req.send().await.expect("send");
-        let status = resp.status().as_u16();
-        (status, resp.json().await.expect("json body"))
-    }
-
-    async fn sql(&self, sql: &str) -> (u16, Value) {
-        self.post_raw(&json!({ "sql": sql }).to_string(), None)
-            .await
-    }
-
-    async fn sql_as(&self, sql: &str, user: &str, password: &str) -> (u16, Value) {
-        self.post_raw(&json!({ "sql": sql }).to_string(), Some((user, password)))
-            .await
-    }
-}
 
 /// Replaces volatile values: `took`, and ISO-8601 timestamps inside result rows.
 fn redact(mut body: Value) -> Value {

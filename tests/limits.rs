@@ -1,0 +1,169 @@
+//! Limits over HTTP (issue #6, docs/limits.md): a runaway statement hits its deadline while the
+//! healthcheck and other users keep being served; a statement whose client went away is
+//! cancelled; oversize and out-of-range requests are refused at once; the canonical careless
+//! app bug (`DELETE … WHERE x = $1` with a NULL parameter) deletes nothing.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::start;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A statement that runs until something stops it.
+const RUNAWAY: &str = "SELECT COUNT(*) FROM generate_series(1, 100000000000)";
+
+/// Polls `cond` every 10 ms until it holds or `secs` pass.
+async fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    cond()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runaway_query_times_out_while_everyone_else_is_served() {
+    let s = Arc::new(start(|_| {}).await);
+    s.sql("CREATE USER 'other' WITH PASSWORD 'pw'").await;
+    let finished = Arc::new(AtomicBool::new(false));
+    // Two runaways (one per core), each stopped by its own 3 s deadline.
+    let mut runaways = Vec::new();
+    for _ in 0..2 {
+        let (s, finished) = (s.clone(), finished.clone());
+        runaways.push(tokio::spawn(async move {
+            let r = s
+                .sql(&format!("SET statement_timeout = 3000; {RUNAWAY}"))
+                .await;
+            finished.store(true, Ordering::SeqCst);
+            r
+        }));
+    }
+    assert!(
+        eventually(10, || s.engine.running_statements() >= 2).await,
+        "the runaways never started"
+    );
+    // While they burn both cores: the healthcheck and another user's SELECT 1 answer.
+    for _ in 0..5 {
+        assert!(s.healthy().await);
+        let (status, body) = s.sql_as("SELECT 1 AS one", "other", "pw").await;
+        assert_eq!((status, body["results"][0]["rows"].clone()), (200, json!([[1]])));
+    }
+    assert!(
+        !finished.load(Ordering::SeqCst),
+        "the runaways ended before the others were served"
+    );
+    for r in runaways {
+        let (status, body) = r.await.unwrap();
+        assert_eq!(status, 400);
+        assert_eq!(body["error"]["code"], "LIMIT_EXCEEDED");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("statement_timeout_ms: the statement ran longer than 3000 ms"),
+            "{body}"
+        );
+    }
+    assert!(eventually(10, || s.engine.running_statements() == 0).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_is_cancelled_when_its_client_goes_away() {
+    // The default 30 s timeout would keep the statement alive long after the client left.
+    let s = start(|_| {}).await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let sent = impatient
+        .post(format!("{}/v1/api/sql", s.url))
+        .json(&json!({ "sql": RUNAWAY }))
+        .send()
+        .await;
+    assert!(sent.is_err(), "the runaway answered: {sent:?}");
+    assert!(
+        eventually(10, || s.engine.running_statements() == 0).await,
+        "the statement kept running after its client left"
+    );
+    assert!(s.healthy().await);
+}
+
+#[tokio::test]
+async fn an_announced_oversize_body_is_refused_before_it_is_sent() {
+    let s = start(|_| {}).await;
+    let mut conn = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    conn.write_all(
+        b"POST /v1/api/sql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 10000000000\r\n\r\n{\"sql\":",
+    )
+    .await
+    .unwrap();
+    // No more bytes follow: the answer must not wait for them.
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(20), conn.read(&mut buf))
+        .await
+        .expect("the server waited for the body")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains("PAYLOAD_TOO_LARGE"), "{text}");
+}
+
+#[tokio::test]
+async fn a_slow_body_times_out() {
+    let s = start(|c| c.request_body_timeout_secs = 1).await;
+    let mut conn = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    conn.write_all(
+        b"POST /v1/api/sql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 100\r\n\r\n{\"sql\":",
+    )
+    .await
+    .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(20), conn.read(&mut buf))
+        .await
+        .expect("no answer")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("request_body_timeout_secs"), "{text}");
+}
+
+#[tokio::test]
+async fn null_and_out_of_range_parameters() {
+    let s = start(|_| {}).await;
+    s.sql("CREATE NAMESPACE p; CREATE SHARED TABLE p.t (id INT PRIMARY KEY, x TEXT, b BIGINT)")
+        .await;
+    s.sql("INSERT INTO p.t (id, x) VALUES (1, 'a'), (2, 'b')")
+        .await;
+    let body = json!({"sql": "DELETE FROM p.t WHERE x = $1", "params": [null]}).to_string();
+    let (status, body) = s.post_raw(&body, None).await;
+    assert_eq!((status, body["results"][0]["row_count"].clone()), (200, json!(0)));
+    let body = json!({"sql": "UPDATE p.t SET x = 'z' WHERE id = $1", "params": [null]});
+    let (status, body) = s.post_raw(&body.to_string(), None).await;
+    assert_eq!((status, body["results"][0]["row_count"].clone()), (200, json!(0)));
+    // An integer outside 64 bits would become a rounded double: refused instead.
+    let raw = r#"{"sql": "UPDATE p.t SET b = $1 WHERE id = 1", "params": [-9223372036854775809]}"#;
+    let (status, body) = s.post_raw(raw, None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("INVALID_PARAMETER")));
+    assert!(body["error"]["message"].as_str().unwrap().contains("$1"));
+    // Within range, as a number or as a string, the value is exact.
+    let raw = r#"{"sql": "UPDATE p.t SET b = $1 WHERE id = 1; UPDATE p.t SET b = $2 WHERE id = 2", "params": [-9223372036854775808, "9223372036854775807"]}"#;
+    assert_eq!(s.post_raw(raw, None).await.0, 200);
+    let (_, body) = s.sql("SELECT id, x, b FROM p.t ORDER BY id").await;
+    assert_eq!(
+        body["results"][0]["rows"],
+        json!([[1, "a", "-9223372036854775808"], [2, "b", "9223372036854775807"]])
+    );
+    // Deeply nested JSON is a clean 400.
+    let nested = format!("{{\"sql\": \"SELECT 1\", \"params\": [{}1{}]}}", "[".repeat(5000), "]".repeat(5000));
+    let (status, body) = s.post_raw(&nested, None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("INVALID_PARAMETER")));
+}
