@@ -221,6 +221,7 @@ impl Engine {
         ] {
             base_state.register_udf(Arc::new(udf))?;
         }
+        crate::query::bounded::bound_string_functions(&mut base_state)?;
         Ok(Engine {
             exec: Arc::new(Executor {
                 core,

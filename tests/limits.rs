@@ -53,7 +53,10 @@ async fn a_runaway_query_times_out_while_everyone_else_is_served() {
     for _ in 0..5 {
         assert!(s.healthy().await);
         let (status, body) = s.sql_as("SELECT 1 AS one", "other", "pw").await;
-        assert_eq!((status, body["results"][0]["rows"].clone()), (200, json!([[1]])));
+        assert_eq!(
+            (status, body["results"][0]["rows"].clone()),
+            (200, json!([[1]]))
+        );
     }
     assert!(
         !finished.load(Ordering::SeqCst),
@@ -145,14 +148,23 @@ async fn null_and_out_of_range_parameters() {
         .await;
     let body = json!({"sql": "DELETE FROM p.t WHERE x = $1", "params": [null]}).to_string();
     let (status, body) = s.post_raw(&body, None).await;
-    assert_eq!((status, body["results"][0]["row_count"].clone()), (200, json!(0)));
+    assert_eq!(
+        (status, body["results"][0]["row_count"].clone()),
+        (200, json!(0))
+    );
     let body = json!({"sql": "UPDATE p.t SET x = 'z' WHERE id = $1", "params": [null]});
     let (status, body) = s.post_raw(&body.to_string(), None).await;
-    assert_eq!((status, body["results"][0]["row_count"].clone()), (200, json!(0)));
+    assert_eq!(
+        (status, body["results"][0]["row_count"].clone()),
+        (200, json!(0))
+    );
     // An integer outside 64 bits would become a rounded double: refused instead.
     let raw = r#"{"sql": "UPDATE p.t SET b = $1 WHERE id = 1", "params": [-9223372036854775809]}"#;
     let (status, body) = s.post_raw(raw, None).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("INVALID_PARAMETER")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("INVALID_PARAMETER"))
+    );
     assert!(body["error"]["message"].as_str().unwrap().contains("$1"));
     // Within range, as a number or as a string, the value is exact.
     let raw = r#"{"sql": "UPDATE p.t SET b = $1 WHERE id = 1; UPDATE p.t SET b = $2 WHERE id = 2", "params": [-9223372036854775808, "9223372036854775807"]}"#;
@@ -160,10 +172,20 @@ async fn null_and_out_of_range_parameters() {
     let (_, body) = s.sql("SELECT id, x, b FROM p.t ORDER BY id").await;
     assert_eq!(
         body["results"][0]["rows"],
-        json!([[1, "a", "-9223372036854775808"], [2, "b", "9223372036854775807"]])
+        json!([
+            [1, "a", "-9223372036854775808"],
+            [2, "b", "9223372036854775807"]
+        ])
     );
     // Deeply nested JSON is a clean 400.
-    let nested = format!("{{\"sql\": \"SELECT 1\", \"params\": [{}1{}]}}", "[".repeat(5000), "]".repeat(5000));
+    let nested = format!(
+        "{{\"sql\": \"SELECT 1\", \"params\": [{}1{}]}}",
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
     let (status, body) = s.post_raw(&nested, None).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("INVALID_PARAMETER")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("INVALID_PARAMETER"))
+    );
 }

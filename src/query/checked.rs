@@ -7,6 +7,9 @@
 //! checked kernels, so an overflow is an error and the statement changes nothing. Results keep
 //! the column names the operators would have had (`b - Int64(1)`).
 //!
+//! The same rule replaces `||` on strings with the bounded concatenation of
+//! [`super::bounded`].
+//!
 //! Integer *literals* too large for 64 bits would be read as approximate doubles
 //! (`-9223372036854775809` becoming exactly `i64::MIN` once stored); [`exact_integer_literals`]
 //! turns them into exact `DECIMAL(38,0)` values first, so storing one in a BIGINT is an error.
@@ -223,6 +226,13 @@ fn is_integer(t: &DataType) -> bool {
 /// Rewrites one expression tree against `schema` (the node's input columns).
 fn rewrite(expr: Expr, schema: &dyn ExprSchema) -> DfResult<Transformed<Expr>> {
     expr.transform_up(|e| {
+        if let Expr::BinaryExpr(BinaryExpr {
+            op: Operator::StringConcat,
+            ..
+        }) = &e
+        {
+            return bounded_concat(e, schema);
+        }
         let op = match &e {
             Expr::BinaryExpr(BinaryExpr { op, .. }) => match op {
                 Operator::Plus => Op::Add,
@@ -269,6 +279,23 @@ fn rewrite(expr: Expr, schema: &dyn ExprSchema) -> DfResult<Transformed<Expr>> {
             ScalarFunction::new_udf(checked(op), args),
         )))
     })
+}
+
+/// `a || b` on two strings of one type becomes [`super::bounded::CONCAT_OP`].
+fn bounded_concat(e: Expr, schema: &dyn ExprSchema) -> DfResult<Transformed<Expr>> {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else {
+        return Ok(Transformed::no(e));
+    };
+    let is_string =
+        |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+    match (left.get_type(schema), right.get_type(schema)) {
+        (Ok(l), Ok(r)) if l == r && is_string(&l) => Ok(Transformed::yes(Expr::ScalarFunction(
+            ScalarFunction::new_udf(super::bounded::CONCAT_OP.clone(), vec![*left, *right]),
+        ))),
+        _ => Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr::new(
+            left, op, right,
+        )))),
+    }
 }
 
 impl AnalyzerRule for CheckedArithmetic {

@@ -1,11 +1,12 @@
 //! The DataFusion bridge's safety layer: where statements run ([`runtime`]), what a plan may do
 //! ([`guard`]), UPDATE/DELETE with their exact predicate ([`dml`]), operators that always
-//! yield their thread ([`coop`]) and integer arithmetic that fails instead of wrapping
-//! ([`checked`]).
+//! yield their thread ([`coop`]), integer arithmetic that fails instead of wrapping
+//! ([`checked`]) and string functions that cannot build unbounded values ([`bounded`]).
 //!
 //! May import the ground floor, `catalog/`, `storage/` and `tables/`; never `engine`, `server/`
 //! or the front ends.
 
+pub mod bounded;
 pub mod checked;
 pub mod coop;
 pub mod dml;

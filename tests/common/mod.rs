@@ -32,8 +32,8 @@ pub async fn start(config: impl FnOnce(&mut Config)) -> TestServer {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let app = kalamdb::server::router(engine.clone())
-        .into_make_service_with_connect_info::<SocketAddr>();
+    let app =
+        kalamdb::server::router(engine.clone()).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
