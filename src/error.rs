@@ -176,7 +176,13 @@ impl From<DataFusionError> for Error {
                  ({m})"
             )),
             DataFusionError::IoError(io) => Error::Internal(format!("I/O error: {io}")),
-            DataFusionError::Internal(m) => Error::Internal(m.clone()),
+            // DataFusion reports some invalid SQL as "internal" (e.g. `0 BETWEEN TRUE AND 0`
+            // fails type coercion with an Internal error). It is still the statement that
+            // cannot run, not our server failing: 400, logged for the bug report it may be.
+            DataFusionError::Internal(m) => {
+                tracing::warn!(error = %m, "DataFusion internal error");
+                Error::Execution(m.clone())
+            }
             other => Error::Execution(strip_df_prefix(&other.to_string())),
         }
     }

@@ -29,6 +29,7 @@ pub mod error;
 pub mod functions;
 pub mod ids;
 pub mod jobs;
+pub mod process;
 pub mod query;
 pub mod result;
 pub mod server;
@@ -37,6 +38,7 @@ pub mod slt;
 pub mod sql;
 pub mod storage;
 pub mod tables;
+pub mod torture;
 
 pub use config::Config;
 pub use engine::Engine;

@@ -10,16 +10,16 @@
 //! Statements run as `root`; files act as other users with `EXECUTE AS USER`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType, Runner};
 
-use crate::client::{Client, RemoteColumn, RemoteResult};
+use crate::client::{RemoteColumn, RemoteResult};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::process::ServerProcess;
 use crate::session::Session;
 
 /// A statement's outcome as the runner sees it: columns, JSON rows, row count.
@@ -66,54 +66,6 @@ impl Mode {
     /// True if the mode needs the `kalamdb` binary.
     pub fn needs_binary(&self) -> bool {
         matches!(self, Mode::Server | Mode::Crash)
-    }
-}
-
-/// A running `kalamdb serve` child process.
-struct ServerProcess {
-    child: Child,
-    client: Client,
-}
-
-impl ServerProcess {
-    async fn start(binary: &Path, data_dir: &Path) -> Result<ServerProcess> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let bind = format!("127.0.0.1:{port}");
-        let child = Command::new(binary)
-            .args(["serve", "--data-dir"])
-            .arg(data_dir)
-            .args(["--bind", &bind])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| Error::Internal(format!("cannot start {}: {e}", binary.display())))?;
-        let client = Client::new(&format!("http://{bind}"), None);
-        let mut server = ServerProcess { child, client };
-        let deadline = crate::ids::deadline(Duration::from_secs(60));
-        while !server.client.healthy().await {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                return Err(Error::Internal(format!(
-                    "server exited during start-up: {status}"
-                )));
-            }
-            if Instant::now() > deadline {
-                server.kill();
-                return Err(Error::Internal(
-                    "server did not become healthy within 60 s".into(),
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        Ok(server)
-    }
-
-    /// SIGKILL (std's `Child::kill` sends SIGKILL on Unix) and reap.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -307,14 +259,6 @@ impl AsyncDB for KalamSlt {
 
     async fn sleep(dur: Duration) {
         tokio::time::sleep(dur).await
-    }
-}
-
-impl Drop for KalamSlt {
-    fn drop(&mut self) {
-        if let Backend::Server(s) | Backend::Crash(s) = &mut self.backend {
-            s.kill();
-        }
     }
 }
 

@@ -300,6 +300,8 @@ impl ScalarUDFImpl for ConcatOp {
         let [a, b] = args.args.as_slice() else {
             return exec_err!("|| takes two arguments");
         };
+        // All-scalar calls evaluate one row (a batch may have none: `number_rows` can be 0).
+        let rows = if all_scalar { 1 } else { rows };
         let output_type = args.return_type().clone();
         let as_utf8 = |v: &ColumnarValue| -> DfResult<ArrayRef> {
             Ok(cast(&v.to_array(rows)?, &DataType::Utf8)?)
@@ -307,7 +309,7 @@ impl ScalarUDFImpl for ConcatOp {
         let (a, b) = (as_utf8(a)?, as_utf8(b)?);
         let joined = concat_elements_utf8(a.as_string::<i32>(), b.as_string::<i32>())?;
         let out = cast(&joined, &output_type)?;
-        if all_scalar {
+        if all_scalar && !out.is_empty() {
             Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
         } else {
             Ok(ColumnarValue::Array(out))

@@ -19,7 +19,7 @@
 use std::ops::ControlFlow;
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::{ArrayRef, Datum, Scalar};
+use datafusion::arrow::array::{Array, ArrayRef, Datum, Scalar};
 use datafusion::arrow::compute::kernels::numeric;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode};
@@ -131,6 +131,8 @@ impl ScalarUDFImpl for CheckedOp {
                 ColumnarValue::Scalar(s) => Box::new(Scalar::new(s.to_array_of_size(1)?)),
             })
         };
+        // All-scalar calls evaluate one row (a batch may have none: `number_rows` can be 0).
+        let rows = if all_scalars { 1 } else { rows };
         let out: ArrayRef = match (self.op, args.args.as_slice()) {
             (Op::Neg, [a]) => numeric::neg(a.to_array(rows)?.as_ref())?,
             (op, [a, b]) => {
@@ -143,7 +145,7 @@ impl ScalarUDFImpl for CheckedOp {
             }
             _ => return exec_err!("{} called with the wrong number of arguments", self.name),
         };
-        if all_scalars {
+        if all_scalars && !out.is_empty() {
             Ok(ColumnarValue::Scalar(
                 datafusion::scalar::ScalarValue::try_from_array(&out, 0)?,
             ))

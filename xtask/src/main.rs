@@ -1,4 +1,4 @@
-//! `cargo xtask slt|bench|ci`: the project's task runner.
+//! `cargo xtask slt|bench|torture|fuzz|ci`: the project's task runner.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,6 +32,25 @@ enum Cmd {
         /// Rows to insert.
         #[arg(long, default_value_t = 20_000)]
         rows: usize,
+    },
+    /// Concurrent writers against the real binary, SIGKILLed at random moments; every
+    /// acknowledged write must survive.
+    Torture {
+        /// How many times the server is killed and restarted.
+        #[arg(long, default_value_t = 20)]
+        kills: u32,
+        /// Concurrent writers.
+        #[arg(long, default_value_t = 4)]
+        writers: u32,
+        /// Seed of the random choices (default: from the clock).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Property-based hostile input (tests/fuzz.rs) with fresh seeds for N minutes.
+    Fuzz {
+        /// Minutes to run.
+        #[arg(long, default_value_t = 10)]
+        minutes: u64,
     },
     /// fmt check, clippy, cargo test, and every slt file in every mode.
     Ci,
@@ -165,6 +184,54 @@ async fn bench(rows: usize) -> bool {
     }
 }
 
+async fn torture(kills: u32, writers: u32, seed: Option<u64>) -> bool {
+    let Some(binary) = build_binary() else {
+        return false;
+    };
+    let seed = seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    });
+    println!("torture: {kills} kill(s), {writers} writer(s), seed {seed}");
+    let options = kalamdb::torture::Options {
+        kills,
+        writers,
+        seed,
+    };
+    match kalamdb::torture::run(&binary, options).await {
+        Ok(r) => {
+            println!(
+                "torture: ok: {} acknowledged writes, {} unanswered, {} rows verified; \
+                 flushes: {} completed, {} interrupted by a kill",
+                r.acknowledged,
+                r.uncertain,
+                r.rows_checked,
+                r.flushes_completed,
+                r.flushes_interrupted
+            );
+            true
+        }
+        Err(e) => {
+            eprintln!("torture: FAILED (seed {seed}): {e}");
+            false
+        }
+    }
+}
+
+fn fuzz(minutes: u64) -> bool {
+    let seconds = minutes.saturating_mul(60).to_string();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    Command::new(cargo)
+        .args(["test", "--test", "fuzz", "--", "--nocapture"])
+        .env("KALAMDB_FUZZ_SECONDS", seconds)
+        .current_dir(root())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let ok = match Cli::parse().command {
@@ -174,6 +241,12 @@ async fn main() -> std::process::ExitCode {
             filter,
         } => run_slt(&mode, complete, filter.as_deref()).await,
         Cmd::Bench { rows } => bench(rows).await,
+        Cmd::Torture {
+            kills,
+            writers,
+            seed,
+        } => torture(kills, writers, seed).await,
+        Cmd::Fuzz { minutes } => fuzz(minutes),
         Cmd::Ci => {
             cargo(&["fmt", "--all", "--", "--check"])
                 && cargo(&["clippy", "--all-targets", "--", "-D", "warnings"])
