@@ -263,10 +263,11 @@ impl Config {
         Ok(config)
     }
 
-    /// Checks that every limit is at least 1 (a limit of 0 would refuse every statement).
+    /// Checks that every limit is at least 1 (a limit of 0 would refuse every statement) and
+    /// that a rate limit, if set, is a positive number.
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] naming the first zero limit.
+    /// [`Error::InvalidParameter`] naming the first bad value.
     pub fn validate(&self) -> Result<()> {
         for (key, v) in [
             ("max_sql_bytes", self.max_sql_bytes as u64),
@@ -283,6 +284,18 @@ impl Config {
                     "config {key} must be at least 1"
                 )));
             }
+        }
+        if let Some(r) = self.rate_limit_per_sec
+            && !(r.is_finite() && r > 0.0)
+        {
+            return Err(Error::InvalidParameter(format!(
+                "config rate_limit_per_sec must be a positive number, got {r}"
+            )));
+        }
+        if self.rate_limit_per_sec.is_some() && self.rate_limit_burst == 0 {
+            return Err(Error::InvalidParameter(
+                "config rate_limit_burst must be at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -353,6 +366,47 @@ mod tests {
         assert_eq!(c.max_sql_bytes, 10);
         let bad = c.apply_env(|k| (k == "KALAMDB_SYNC_WRITES").then(|| "maybe".into()));
         assert_eq!(bad.unwrap_err().code(), "INVALID_PARAMETER");
+    }
+
+    #[test]
+    fn limits_must_be_usable() {
+        let mut c = Config::default();
+        assert!(c.validate().is_ok());
+        c.statement_timeout_ms = 0;
+        assert_eq!(c.validate().unwrap_err().code(), "INVALID_PARAMETER");
+        let mut c = Config {
+            rate_limit_per_sec: Some(f64::NAN),
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+        c.rate_limit_per_sec = Some(-1.0);
+        assert!(c.validate().is_err());
+        c.rate_limit_per_sec = Some(10.0);
+        assert!(c.validate().is_ok());
+        let bad = c.apply_env(|k| (k == "KALAMDB_MAX_RESULT_ROWS").then(|| "-5".into()));
+        assert_eq!(bad.unwrap_err().code(), "INVALID_PARAMETER");
+    }
+
+    #[test]
+    fn settings_parse_units_and_only_lower() {
+        let s = Setting::StatementTimeout;
+        assert_eq!(s.parse_value("2s").unwrap(), 2000);
+        assert_eq!(s.parse_value("'1min'").ok(), None);
+        assert_eq!(s.parse_value("1min").unwrap(), 60_000);
+        assert_eq!(
+            Setting::MaxResultBytes.parse_value("64MB").unwrap(),
+            64 << 20
+        );
+        assert!(Setting::MaxResultRows.parse_value("0").is_err());
+        assert!(
+            Setting::StatementMemory
+                .parse_value("99999999999999GB")
+                .is_err()
+        );
+        let mut l = Config::default().limits();
+        s.lower(&mut l, 10).unwrap();
+        assert_eq!(l.statement_timeout_ms, 10);
+        assert_eq!(s.lower(&mut l, 11).unwrap_err().code(), "PERMISSION_DENIED");
     }
 
     #[test]

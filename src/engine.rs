@@ -1593,6 +1593,41 @@ mod tests {
         assert_eq!(r[1].json_rows(), vec![vec![serde_json::json!(1)]]);
     }
 
+    /// Definitions stored before options were range-checked may hold any number: reads and the
+    /// maintenance pass must neither panic nor wrap on them (issue #6: a huge TTL killed the
+    /// maintenance loop and every SELECT of the table).
+    #[tokio::test]
+    async fn extreme_stored_options_neither_panic_nor_wrap() {
+        let (_d, e) = open_with(
+            "CREATE NAMESPACE x; CREATE STREAM TABLE x.e (v TEXT) TTL 60; \
+             CREATE SHARED TABLE x.s (id INT PRIMARY KEY) FLUSH POLICY TIME 60; \
+             INSERT INTO x.e VALUES ('kept'); INSERT INTO x.s VALUES (1); DELETE FROM x.s WHERE id = 1",
+        )
+        .await;
+        let catalog = &e.exec.core.catalog;
+        for (table, ttl, retention, interval) in [
+            ("e", Some(u64::MAX), None, None),
+            ("s", None, Some(u64::MAX), Some(u64::MAX)),
+        ] {
+            let mut def = (*catalog.table("x", table).unwrap()).clone();
+            def.ttl_seconds = ttl.or(def.ttl_seconds);
+            def.deleted_retention_secs = retention.or(def.deleted_retention_secs);
+            def.flush_policy.interval_secs = interval.or(def.flush_policy.interval_secs);
+            catalog.put_table(def).unwrap();
+        }
+        for now in [0, crate::ids::now_millis(), i64::MAX] {
+            e.run_maintenance(now).await.unwrap();
+        }
+        assert_eq!(
+            rows(&e, "SELECT v FROM x.e").await,
+            vec![vec![serde_json::json!("kept")]]
+        );
+        assert_eq!(
+            rows(&e, "SELECT COUNT(*) FROM x.s").await,
+            vec![vec![serde_json::json!(0)]]
+        );
+    }
+
     async fn open_with(sql: &str) -> (tempfile::TempDir, Engine) {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::open(Config::with_data_dir(dir.path())).unwrap();

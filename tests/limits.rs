@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use common::start;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A statement that runs until something stops it.
 const RUNAWAY: &str = "SELECT COUNT(*) FROM generate_series(1, 100000000000)";
@@ -101,20 +100,13 @@ async fn a_statement_is_cancelled_when_its_client_goes_away() {
 #[tokio::test]
 async fn an_announced_oversize_body_is_refused_before_it_is_sent() {
     let s = start(|_| {}).await;
-    let mut conn = tokio::net::TcpStream::connect(s.addr).await.unwrap();
-    conn.write_all(
-        b"POST /v1/api/sql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-          Content-Length: 10000000000\r\n\r\n{\"sql\":",
-    )
-    .await
-    .unwrap();
-    // No more bytes follow: the answer must not wait for them.
-    let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(20), conn.read(&mut buf))
-        .await
-        .expect("the server waited for the body")
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf[..n]);
+    // No more bytes follow the head: the answer must not wait for them.
+    let text = s
+        .raw_exchange(
+            b"POST /v1/api/sql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 10000000000\r\n\r\n{\"sql\":",
+        )
+        .await;
     assert!(text.starts_with("HTTP/1.1 413"), "{text}");
     assert!(text.contains("PAYLOAD_TOO_LARGE"), "{text}");
 }
@@ -122,19 +114,12 @@ async fn an_announced_oversize_body_is_refused_before_it_is_sent() {
 #[tokio::test]
 async fn a_slow_body_times_out() {
     let s = start(|c| c.request_body_timeout_secs = 1).await;
-    let mut conn = tokio::net::TcpStream::connect(s.addr).await.unwrap();
-    conn.write_all(
-        b"POST /v1/api/sql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-          Content-Length: 100\r\n\r\n{\"sql\":",
-    )
-    .await
-    .unwrap();
-    let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(20), conn.read(&mut buf))
-        .await
-        .expect("no answer")
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf[..n]);
+    let text = s
+        .raw_exchange(
+            b"POST /v1/api/sql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"sql\":",
+        )
+        .await;
     assert!(text.starts_with("HTTP/1.1 400"), "{text}");
     assert!(text.contains("request_body_timeout_secs"), "{text}");
 }

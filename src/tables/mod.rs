@@ -32,13 +32,15 @@ use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, Result as DfResult};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::{TableProvider, TableType as DfTableType};
+use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::pruning::{PruningPredicate, PruningPredicateBuilder};
-use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::scalar::ScalarValue;
+use futures::StreamExt;
 use futures::future::BoxFuture;
 
 use crate::catalog::{ColumnDef, DELETED, SEQ, SqlType, TableDef, TableType, UPDATED};
@@ -88,6 +90,16 @@ impl PartitionRows {
             Ok((b, keys))
         })
     }
+}
+
+/// A batch of `rows` rows (explicit, so a projection of no columns keeps its row count).
+fn batch_of(schema: &SchemaRef, arrays: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch> {
+    let opts = RecordBatchOptions::new().with_row_count(Some(rows));
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        arrays,
+        &opts,
+    )?)
 }
 
 /// The key of row `row` of a batch.
@@ -277,12 +289,7 @@ impl KalamTable {
                 };
                 arrays.push(filter(&a, &mask)?);
             }
-            let opts = RecordBatchOptions::new().with_row_count(Some(kept));
-            out.batches.push(RecordBatch::try_new_with_options(
-                schema.clone(),
-                arrays,
-                &opts,
-            )?);
+            out.batches.push(batch_of(&schema, arrays, kept)?);
             for i in (0..rows).filter(|&i| mask.value(i)) {
                 let mut k = prefix.to_vec();
                 k.extend_from_slice(keys_col.value(i));
@@ -813,12 +820,7 @@ pub(crate) fn decode_hot(
             .iter_mut()
             .map(|(b, _, _)| b.finish())
             .collect::<Result<Vec<_>>>()?;
-        let opts = RecordBatchOptions::new().with_row_count(Some(n));
-        out.batches.push(RecordBatch::try_new_with_options(
-            schema.clone(),
-            arrays,
-            &opts,
-        )?);
+        out.batches.push(batch_of(&schema, arrays, n)?);
         Ok(())
     };
     view.for_each_prefix(CF_ROWS, prefix, |k, v| {
@@ -1131,13 +1133,21 @@ impl KalamTable {
                         .session_config()
                         .get_extension::<StatementControl>()
                         .unwrap_or_default();
-                    let batches = match child {
-                        Some(c) => collect(c, ctx).await?,
-                        None => Vec::new(),
-                    };
-                    write((*table).clone(), batches, control)
-                        .await
-                        .map_err(df_err)
+                    // The rows to write are held in memory until they commit as one batch:
+                    // they count against the statement's memory pool.
+                    let reservation = MemoryConsumer::new(name).register(ctx.memory_pool());
+                    let mut batches = Vec::new();
+                    if let Some(c) = child {
+                        let mut stream = execute_stream(c, ctx)?;
+                        while let Some(batch) = stream.next().await {
+                            let batch = batch?;
+                            reservation.try_grow(batch.get_array_memory_size())?;
+                            batches.push(batch);
+                        }
+                    }
+                    let written = write((*table).clone(), batches, control).await;
+                    reservation.free();
+                    written.map_err(df_err)
                 })
             }),
         ))

@@ -77,17 +77,23 @@ impl TestServer {
 
     /// GETs the healthcheck; true when it answers `healthy`.
     pub async fn healthy(&self) -> bool {
-        match self
-            .http
-            .get(format!("{}/v1/api/healthcheck", self.url))
-            .send()
+        kalamdb::client::Client::new(&self.url, None)
+            .healthy()
             .await
-        {
-            Ok(r) => r
-                .json::<Value>()
-                .await
-                .is_ok_and(|v| v["status"] == "healthy"),
-            Err(_) => false,
-        }
+    }
+
+    /// Writes `head` (a raw HTTP/1.1 request, possibly without its whole body) on a new
+    /// connection and returns the first answer read within 20 s.
+    pub async fn raw_exchange(&self, head: &[u8]) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut conn = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        conn.write_all(head).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let read = conn.read(&mut buf);
+        let n = tokio::time::timeout(std::time::Duration::from_secs(20), read)
+            .await
+            .expect("no answer within 20 s")
+            .unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
     }
 }
