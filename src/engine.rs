@@ -248,8 +248,9 @@ impl Engine {
         self.runtime.running()
     }
 
-    /// Removes STREAM rows older than their table's TTL as of `now_ms`; see
-    /// [`Executor::evict_expired_stream_rows`].
+    /// Removes STREAM rows older than their table's TTL as of `now_ms` (ms since the Unix
+    /// epoch), across all partitions; returns how many were removed. Reads already hide expired
+    /// rows; this reclaims their space (the maintenance pass runs it).
     ///
     /// # Errors
     /// Storage failures.
@@ -309,11 +310,12 @@ impl Engine {
         Ok(())
     }
 
-    /// One maintenance pass as of `now_ms`; see [`Executor::run_maintenance`]. Runs on the
+    /// One maintenance pass as of `now_ms`: STREAM TTL eviction, flushes whose policy is due,
+    /// and purging tombstones past DELETED_RETENTION (recorded as `cleanup` jobs). Runs on the
     /// query runtime (flush jobs it starts live there too).
     ///
     /// # Errors
-    /// The first storage failure; every table is still visited.
+    /// The first failure; every table is still visited.
     pub async fn run_maintenance(&self, now_ms: i64) -> Result<()> {
         let exec = self.exec.clone();
         self.runtime
@@ -331,13 +333,8 @@ impl Engine {
 }
 
 impl Executor {
-    /// Removes STREAM rows older than their table's TTL as of `now_ms` (ms since the Unix epoch),
-    /// across all partitions; returns how many were removed. Reads already hide expired rows;
-    /// this reclaims their space. The server runs it every `ttl_eviction_interval_secs`.
-    ///
-    /// # Errors
-    /// Storage failures.
-    pub async fn evict_expired_stream_rows(&self, now_ms: i64) -> Result<u64> {
+    /// See [`Engine::evict_expired_stream_rows`].
+    async fn evict_expired_stream_rows(&self, now_ms: i64) -> Result<u64> {
         let mut removed = 0u64;
         for t in self.core.catalog.tables(None) {
             let (TableType::Stream, Some(ttl)) = (t.table_type, t.ttl_seconds) else {
