@@ -628,6 +628,16 @@ fn session() -> impl Strategy<Value = Session> {
 // ---------------------------------------------------------------------------------------------
 // Running
 
+/// `tests/fuzz.proptest-regressions` of this checkout, resolved at run time (checkouts that
+/// share a target directory share test binaries).
+fn regressions() -> &'static str {
+    static PATH: OnceLock<String> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let root = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+        format!("{root}/tests/fuzz.proptest-regressions")
+    })
+}
+
 /// Runs `test` over `strategy`: once with the default case count (or `KALAMDB_FUZZ_CASES`), or
 /// with fresh seeds until `KALAMDB_FUZZ_SECONDS` pass.
 fn check<S: Strategy>(
@@ -651,10 +661,7 @@ fn check<S: Strategy>(
     loop {
         let config = RunConfig {
             cases,
-            failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/fuzz.proptest-regressions"
-            )))),
+            failure_persistence: Some(Box::new(FileFailurePersistence::Direct(regressions()))),
             max_shrink_iters: 2_000,
             ..RunConfig::default()
         };
