@@ -8,8 +8,11 @@
 //! - `scan`: reads the partition (one version per row identity: the hot tier keeps only the
 //!   newest), hides tombstones unless a pushed-down filter names `_deleted`, hides expired STREAM
 //!   rows, and exposes `_seq/_updated/_deleted` only when the statement names them.
-//! - `insert_into` / `update` / `delete_from`: plan a [`exec::WriteExec`]; the write runs at
-//!   execution, under the table's write lock, as one atomic `WriteBatch`.
+//! - `insert_into`: plans a [`exec::WriteExec`]; the write runs at execution, under the table's
+//!   write lock, as one atomic `WriteBatch` (its input counts against the statement's memory).
+//! - [`KalamTable::update_where`] / [`KalamTable::delete_where`]: called by the engine with the
+//!   statement's exact WHERE clause (see `query::dml`), never through DataFusion's
+//!   `update`/`delete_from`, whose filter extraction can drop a predicate; same lock, one batch.
 
 pub mod exec;
 pub mod system;

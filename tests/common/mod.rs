@@ -82,12 +82,16 @@ impl TestServer {
             .await
     }
 
-    /// Writes `head` (a raw HTTP/1.1 request, possibly without its whole body) on a new
-    /// connection and returns the first answer read within 20 s.
-    pub async fn raw_exchange(&self, head: &[u8]) -> String {
+    /// POSTs to `/v1/api/sql` announcing a body of `content_length` bytes but sending only its
+    /// first 7, and returns the first answer read within 20 s on that connection.
+    pub async fn partial_body(&self, content_length: u64) -> String {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let head = format!(
+            "POST /v1/api/sql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: {content_length}\r\n\r\n{{\"sql\":"
+        );
         let mut conn = tokio::net::TcpStream::connect(self.addr).await.unwrap();
-        conn.write_all(head).await.unwrap();
+        conn.write_all(head.as_bytes()).await.unwrap();
         let mut buf = vec![0u8; 4096];
         let read = conn.read(&mut buf);
         let n = tokio::time::timeout(std::time::Duration::from_secs(20), read)
