@@ -198,7 +198,7 @@ async fn reopen(dir: &Path) -> Result<Engine> {
     }
 }
 
-fn local_last(results: Vec<crate::QueryResult>) -> Option<RemoteResult> {
+fn local_last(results: Vec<crate::result::QueryResult>) -> Option<RemoteResult> {
     results.last().map(|r| RemoteResult {
         schema: r.columns().into_iter().map(RemoteColumn::from).collect(),
         rows: (!r.is_message()).then(|| r.json_rows()),

@@ -19,7 +19,7 @@ use rocksdb::{
     WriteBatch, WriteOptions,
 };
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Name of the metadata column family.
 pub const CF_META: &str = "meta";
@@ -86,7 +86,7 @@ impl Store {
     /// Opens (or creates) the RocksDB instance at `path`.
     ///
     /// # Errors
-    /// [`crate::Error::Internal`] when RocksDB cannot open the directory (e.g. held by another process).
+    /// [`Error::Internal`] when RocksDB cannot open the directory (e.g. held by another process).
     pub fn open(path: &Path, sync_writes: bool) -> Result<Store> {
         std::fs::create_dir_all(path)?;
         let mut opts = Options::default();
@@ -193,7 +193,7 @@ impl Store {
     pub(crate) fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily> {
         self.db
             .cf_handle(name)
-            .ok_or_else(|| crate::Error::Internal(format!("missing column family {name}")))
+            .ok_or_else(|| Error::Internal(format!("missing column family {name}")))
     }
 }
 

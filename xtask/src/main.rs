@@ -7,6 +7,8 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 use kalamdb::slt::{self, Mode};
 
+mod layers;
+
 #[derive(Parser)]
 #[command(name = "xtask")]
 struct Cli {
@@ -52,7 +54,9 @@ enum Cmd {
         #[arg(long, default_value_t = 10)]
         minutes: u64,
     },
-    /// fmt check, clippy, cargo test, and every slt file in every mode.
+    /// Structural checks of src/: no import cycle between files, no file over 800 lines.
+    Layers,
+    /// fmt check, clippy, the layer checks, cargo test, and every slt file in every mode.
     Ci,
 }
 
@@ -247,9 +251,11 @@ async fn main() -> std::process::ExitCode {
             seed,
         } => torture(kills, writers, seed).await,
         Cmd::Fuzz { minutes } => fuzz(minutes),
+        Cmd::Layers => layers::check(&root()),
         Cmd::Ci => {
             cargo(&["fmt", "--all", "--", "--check"])
                 && cargo(&["clippy", "--all-targets", "--", "-D", "warnings"])
+                && layers::check(&root())
                 && cargo(&["test"])
                 && run_slt("all", false, None).await
         }
