@@ -36,6 +36,7 @@ pub mod server;
 pub mod session;
 pub mod slt;
 pub mod sql;
+pub mod state;
 pub mod storage;
 pub mod tables;
 pub mod torture;

@@ -46,6 +46,14 @@ pub struct ColumnInfo {
 
 const MAX_SAFE_INT: i64 = (1 << 53) - 1;
 
+/// The type of timestamp columns in metadata results (`created_at`, ...): milliseconds, UTC.
+pub const TIMESTAMP_MS: DataType = DataType::Timestamp(TimeUnit::Millisecond, None);
+
+/// A metadata timestamp (ms since the Unix epoch; None is NULL) as a [`TIMESTAMP_MS`] value.
+pub fn timestamp_ms(ms: impl Into<Option<i64>>) -> ScalarValue {
+    ScalarValue::TimestampMillisecond(ms.into(), None)
+}
+
 impl QueryResult {
     /// A DDL/DML result carrying only a message and a count.
     pub fn message(message: impl Into<String>, row_count: usize) -> QueryResult {

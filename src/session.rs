@@ -89,6 +89,29 @@ impl Session {
         Session::new(ROOT_USER, Role::System)
     }
 
+    /// The limits in force for this session: `configured`, lowered by the session's `SET`s.
+    pub fn limits_within(&self, configured: Limits) -> Limits {
+        match &self.limits {
+            Some(s) => configured.narrowed_by(s),
+            None => configured,
+        }
+    }
+
+    /// The namespace of `table` (`ns.t`), or the session's default (`USE ns`) for a bare `t`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSql`] for an unqualified name without a default namespace.
+    pub fn namespace_of(&self, namespace: Option<&str>, table: &str) -> Result<String> {
+        namespace
+            .or(self.namespace.as_deref())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                Error::InvalidSql(format!(
+                    "table '{table}' has no namespace: write ns.{table} or USE ns first"
+                ))
+            })
+    }
+
     /// Fails with `PERMISSION_DENIED` unless the role is at least `min`.
     ///
     /// # Errors

@@ -6,7 +6,6 @@
 //! providers ([`provider`]) answer from this cache on every lookup, so a restart needs no
 //! re-registration.
 
-pub mod provider;
 pub mod types;
 
 use std::collections::BTreeMap;
@@ -16,6 +15,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit}
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::storage::hot::{HotColumn, HotLayout, scalar_payload};
 use crate::storage::{Batch, CF_META, Store};
 pub use types::{DefaultValue, Literal, SqlType};
 
@@ -300,6 +300,49 @@ impl TableDef {
             f.push(Field::new(DELETED, DataType::Boolean, false));
         }
         f
+    }
+
+    /// How to decode the hot tier into the columns `columns` (indices into
+    /// `arrow_schema(true)`) as of `now_ms`: expired STREAM rows are skipped.
+    ///
+    /// # Errors
+    /// [`Error::Internal`] for an index outside the schema; [`Error::InvalidSql`] if a stored
+    /// DEFAULT no longer fits its column.
+    pub fn hot_layout(&self, columns: &[usize], now_ms: i64) -> Result<HotLayout> {
+        let full = self.arrow_schema(true);
+        let mut sources = Vec::with_capacity(columns.len());
+        for &i in columns {
+            let field = full.fields().get(i).ok_or_else(|| {
+                Error::Internal(format!("column {i} is outside the table's schema"))
+            })?;
+            sources.push(match self.columns.get(i) {
+                Some(c) => HotColumn::Cell {
+                    id: c.id,
+                    added_in: c.added_in,
+                    default: match &c.default {
+                        Some(d) => match d.literal_scalar(&c.sql_type.arrow_type())? {
+                            Some(s) if !s.is_null() => Some(scalar_payload(&s)?),
+                            _ => None,
+                        },
+                        None => None,
+                    },
+                },
+                None => match field.name().as_str() {
+                    SEQ => HotColumn::Seq,
+                    UPDATED => HotColumn::Updated,
+                    _ => HotColumn::Deleted,
+                },
+            });
+        }
+        let min_seq = match (self.table_type, self.ttl_seconds) {
+            (TableType::Stream, Some(ttl)) => crate::ids::cutoff_seq(now_ms, ttl),
+            _ => 0,
+        };
+        Ok(HotLayout {
+            schema: Arc::new(full.project(columns)?),
+            columns: sources,
+            min_seq,
+        })
     }
 
     /// User columns, then (if `with_system`) the system columns.

@@ -21,11 +21,11 @@ use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{Field, Schema};
 
 use crate::catalog::{DELETED, SEQ, TableDef};
-use crate::engine::Core;
 use crate::error::{Error, Result};
+use crate::state::Core;
 use crate::storage::cold::{self, ColdLoc, FileEntry};
+use crate::storage::hot::decode_hot;
 use crate::storage::{Batch, CF_META, CF_ROWS, codec, keys};
-use crate::tables::decode_hot;
 
 /// What one flush did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +82,12 @@ pub async fn flush_table(
     };
     let hot = {
         let view = core.store.view();
-        decode_hot(&def, &view, &scan_prefix, &columns, true)?
+        decode_hot(
+            &def.hot_layout(&columns, crate::ids::now_millis())?,
+            &view,
+            &scan_prefix,
+            true,
+        )?
     };
     let mut stats = FlushStats::default();
     if hot.keys.is_empty() {

@@ -7,6 +7,8 @@
 //! or the front ends.
 
 pub mod bounded;
+pub mod bridge;
+pub mod catalog;
 pub mod checked;
 pub mod coop;
 pub mod dml;

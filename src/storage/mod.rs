@@ -10,6 +10,7 @@
 
 pub mod codec;
 pub mod cold;
+pub mod hot;
 pub mod keys;
 
 use std::path::Path;

@@ -21,9 +21,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions,
-};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use datafusion::arrow::array::{TimestampMillisecondArray, new_null_array};
 use datafusion::arrow::compute::{cast, filter};
 use datafusion::arrow::datatypes::Int64Type;
@@ -47,15 +45,13 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 
 use crate::catalog::{ColumnDef, DELETED, SEQ, SqlType, TableDef, TableType, UPDATED};
-use crate::engine::Core;
 use crate::error::{Error, Result};
 use crate::query::runtime::StatementControl;
 use crate::session::{Role, Session};
-use crate::storage::codec::{self, ColumnBuilder, RowHeader};
-use crate::storage::{Batch, CF_META, CF_ROWS, View, cold, keys};
-
-/// Rows per Arrow batch produced by a hot-tier scan.
-const BATCH_ROWS: usize = 8192;
+use crate::state::Core;
+use crate::storage::codec::{self, RowHeader};
+use crate::storage::hot::{PartitionRows, batch_of, decode_hot, key_at};
+use crate::storage::{Batch, CF_META, CF_ROWS, cold, keys};
 
 /// One table as seen by one session.
 #[derive(Debug, Clone)]
@@ -66,50 +62,6 @@ pub struct KalamTable {
     with_system: bool,
     schema: SchemaRef,
     defaults: HashMap<String, Expr>,
-}
-
-/// A projected user column and the payload of its DEFAULT for rows older than the column.
-type UserColumn<'a> = (&'a ColumnDef, Option<Vec<u8>>);
-
-/// Rows read from one partition, with their storage keys.
-pub(crate) struct PartitionRows {
-    /// Row batches.
-    pub(crate) batches: Vec<RecordBatch>,
-    /// Full row keys, aligned with the batches' rows.
-    pub(crate) keys: Vec<Box<[u8]>>,
-}
-
-impl PartitionRows {
-    /// Each batch with the keys of its rows.
-    fn with_keys(&self) -> impl Iterator<Item = Result<(&RecordBatch, &[Box<[u8]>])>> {
-        let mut start = 0usize;
-        self.batches.iter().map(move |b| {
-            let end = start.saturating_add(b.num_rows());
-            let keys = self
-                .keys
-                .get(start..end)
-                .ok_or_else(|| Error::Internal("row keys out of step with rows".into()))?;
-            start = end;
-            Ok((b, keys))
-        })
-    }
-}
-
-/// A batch of `rows` rows (explicit, so a projection of no columns keeps its row count).
-fn batch_of(schema: &SchemaRef, arrays: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch> {
-    let opts = RecordBatchOptions::new().with_row_count(Some(rows));
-    Ok(RecordBatch::try_new_with_options(
-        schema.clone(),
-        arrays,
-        &opts,
-    )?)
-}
-
-/// The key of row `row` of a batch.
-fn key_at(keys: &[Box<[u8]>], row: usize) -> Result<&[u8]> {
-    keys.get(row)
-        .map(AsRef::as_ref)
-        .ok_or_else(|| Error::Internal("row key missing".into()))
 }
 
 fn df_err(e: Error) -> datafusion::error::DataFusionError {
@@ -183,7 +135,8 @@ impl KalamTable {
         let prefix = self.prefix();
         let (mut out, files) = {
             let view = self.core.store.view();
-            let hot = decode_hot(&self.def, &view, &prefix, columns, include_deleted)?;
+            let layout = self.def.hot_layout(columns, crate::ids::now_millis())?;
+            let hot = decode_hot(&layout, &view, &prefix, include_deleted)?;
             let mut files = Vec::new();
             if self.def.table_type != TableType::Stream {
                 let mut entries = cold::manifest(&view, self.def.id, Some(self.partition()))?;
@@ -765,117 +718,6 @@ impl KalamTable {
     }
 }
 
-/// Decodes the hot rows under `prefix` (one partition, or a whole table) into batches of the
-/// full user+system schema projected to `columns`, with their keys. Tombstones are skipped
-/// unless `include_deleted`; expired STREAM rows are always skipped.
-pub(crate) fn decode_hot(
-    def: &TableDef,
-    view: &View<'_>,
-    prefix: &[u8],
-    columns: &[usize],
-    include_deleted: bool,
-) -> Result<PartitionRows> {
-    let full = def.arrow_schema(true);
-    // One output slot per projected column: its builder, where its value comes from, and
-    // whether the current row set it.
-    let mut slots: Vec<(ColumnBuilder, Source<'_>, bool)> = Vec::with_capacity(columns.len());
-    let mut by_id: HashMap<u32, usize> = HashMap::new();
-    for (pos, &i) in columns.iter().enumerate() {
-        let field = full
-            .fields()
-            .get(i)
-            .ok_or_else(|| Error::Internal(format!("column {i} is outside the table's schema")))?;
-        let source = match def.columns.get(i) {
-            Some(c) => {
-                by_id.insert(c.id, pos);
-                let default = match &c.default {
-                    Some(d) => match d.literal_scalar(&c.sql_type.arrow_type())? {
-                        Some(s) if !s.is_null() => Some(scalar_payload(&s)?),
-                        _ => None,
-                    },
-                    None => None,
-                };
-                Source::User((c, default))
-            }
-            None => match field.name().as_str() {
-                SEQ => Source::Seq,
-                UPDATED => Source::Updated,
-                _ => Source::Deleted,
-            },
-        };
-        slots.push((ColumnBuilder::new(field.data_type())?, source, false));
-    }
-    let ttl_cutoff = match (def.table_type, def.ttl_seconds) {
-        (TableType::Stream, Some(ttl)) => crate::ids::cutoff_seq(crate::ids::now_millis(), ttl),
-        _ => 0,
-    };
-    let mut out = PartitionRows {
-        batches: Vec::new(),
-        keys: Vec::new(),
-    };
-    let mut rows_in_batch = 0usize;
-    let schema = Arc::new(full.project(columns)?);
-    let finish = |slots: &mut Vec<(ColumnBuilder, Source<'_>, bool)>,
-                  n: usize,
-                  out: &mut PartitionRows|
-     -> Result<()> {
-        let arrays = slots
-            .iter_mut()
-            .map(|(b, _, _)| b.finish())
-            .collect::<Result<Vec<_>>>()?;
-        out.batches.push(batch_of(&schema, arrays, n)?);
-        Ok(())
-    };
-    view.for_each_prefix(CF_ROWS, prefix, |k, v| {
-        let h = codec::decode_header(v)?;
-        if (h.deleted && !include_deleted) || h.seq < ttl_cutoff {
-            return Ok(true);
-        }
-        slots.iter_mut().for_each(|(_, _, seen)| *seen = false);
-        codec::for_each_cell(v, |id, payload| {
-            if let Some((builder, _, seen)) = by_id.get(&id).and_then(|&pos| slots.get_mut(pos)) {
-                builder.append_payload(payload)?;
-                *seen = true;
-            }
-            Ok(())
-        })?;
-        for (builder, source, _) in slots.iter_mut().filter(|(_, _, seen)| !*seen) {
-            match source {
-                Source::User((c, Some(default))) if c.added_in > h.schema_version => {
-                    builder.append_payload(default)?
-                }
-                Source::User(_) => builder.append_null(),
-                Source::Seq => builder.append_i64(crate::ids::as_i64(h.seq)),
-                Source::Updated => builder.append_i64(crate::ids::seq_millis(h.seq)),
-                Source::Deleted => builder.append_bool(h.deleted),
-            }
-        }
-        out.keys.push(k.into());
-        rows_in_batch = rows_in_batch.saturating_add(1);
-        if rows_in_batch == BATCH_ROWS {
-            finish(&mut slots, rows_in_batch, &mut out)?;
-            rows_in_batch = 0;
-        }
-        Ok(true)
-    })?;
-    if rows_in_batch > 0 || out.batches.is_empty() {
-        finish(&mut slots, rows_in_batch, &mut out)?;
-    }
-    Ok(out)
-}
-
-/// Where a decoded column's values come from.
-enum Source<'a> {
-    /// A user column (with the payload of its DEFAULT for rows older than the column).
-    User(UserColumn<'a>),
-    /// `_seq`.
-    Seq,
-    /// `_updated`.
-    Updated,
-    /// `_deleted`.
-    Deleted,
-}
-
 /// Per-file min/max for [`PruningPredicate`]: `_seq` from the manifest's seq range, user
 /// columns from the manifest's column statistics (one "container" per file).
 struct FileStatistics<'a> {
@@ -936,13 +778,6 @@ impl PruningStatistics for FileStatistics<'_> {
     ) -> Option<BooleanArray> {
         None
     }
-}
-
-/// Encodes a scalar as a cell payload (for DEFAULTs of columns added after a row was written).
-fn scalar_payload(s: &datafusion::scalar::ScalarValue) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    codec::push_payload(&mut out, s.to_array()?.as_ref(), 0)?;
-    Ok(out)
 }
 
 fn reject_subqueries(e: &Expr) -> Result<()> {

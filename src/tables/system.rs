@@ -6,14 +6,15 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::datasource::{MemTable, TableProvider};
 use datafusion::scalar::ScalarValue;
 
 use crate::catalog::TableDef;
-use crate::engine::Core;
 use crate::error::Result;
+use crate::result::{TIMESTAMP_MS, timestamp_ms};
 use crate::session::{Role, Session};
+use crate::state::Core;
 
 /// One system table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,12 +77,6 @@ impl SystemTable {
     }
 }
 
-fn ts(ms: i64) -> ScalarValue {
-    ScalarValue::TimestampMillisecond(Some(ms), None)
-}
-fn ts_opt(ms: Option<i64>) -> ScalarValue {
-    ScalarValue::TimestampMillisecond(ms, None)
-}
 fn text(s: impl Into<String>) -> ScalarValue {
     ScalarValue::Utf8(Some(s.into()))
 }
@@ -112,8 +107,6 @@ pub fn storage_location(t: &TableDef) -> String {
     }
 }
 
-const TS: DataType = DataType::Timestamp(TimeUnit::Millisecond, None);
-
 /// The provider for system table `t` as `session` may see it.
 ///
 /// # Errors
@@ -138,7 +131,7 @@ pub fn provider(core: &Core, session: &Session, t: SystemTable) -> Result<Arc<dy
                         text(&n.name),
                         text(serde_json::Value::Object(n.options).to_string()),
                         ScalarValue::Int64(Some(count)),
-                        ts(n.created_at),
+                        timestamp_ms(n.created_at),
                     ]
                 })
                 .collect();
@@ -148,7 +141,7 @@ pub fn provider(core: &Core, session: &Session, t: SystemTable) -> Result<Arc<dy
                     ("name", DataType::Utf8),
                     ("options", DataType::Utf8),
                     ("table_count", DataType::Int64),
-                    ("created_at", TS),
+                    ("created_at", TIMESTAMP_MS),
                 ],
                 rows,
             )
@@ -168,8 +161,8 @@ pub fn provider(core: &Core, session: &Session, t: SystemTable) -> Result<Arc<dy
                         text_opt((!stream).then(|| t.flush_policy.to_sql())),
                         ScalarValue::Int64(t.ttl_seconds.map(crate::ids::as_i64)),
                         ScalarValue::Int32(i32::try_from(t.schema_version).ok()),
-                        ts(t.created_at),
-                        ts(t.updated_at),
+                        timestamp_ms(t.created_at),
+                        timestamp_ms(t.updated_at),
                     ]
                 })
                 .collect();
@@ -183,8 +176,8 @@ pub fn provider(core: &Core, session: &Session, t: SystemTable) -> Result<Arc<dy
                     ("flush_policy", DataType::Utf8),
                     ("ttl_seconds", DataType::Int64),
                     ("schema_version", DataType::Int32),
-                    ("created_at", TS),
-                    ("updated_at", TS),
+                    ("created_at", TIMESTAMP_MS),
+                    ("updated_at", TIMESTAMP_MS),
                 ],
                 rows,
             )
@@ -200,7 +193,7 @@ pub fn provider(core: &Core, session: &Session, t: SystemTable) -> Result<Arc<dy
                         text(v.table_name),
                         ScalarValue::Int32(i32::try_from(v.version).ok()),
                         text(v.arrow_schema.to_string()),
-                        ts(v.created_at),
+                        timestamp_ms(v.created_at),
                     ]
                 })
                 .collect();
@@ -211,7 +204,7 @@ pub fn provider(core: &Core, session: &Session, t: SystemTable) -> Result<Arc<dy
                     ("table_name", DataType::Utf8),
                     ("version", DataType::Int32),
                     ("arrow_schema", DataType::Utf8),
-                    ("created_at", TS),
+                    ("created_at", TIMESTAMP_MS),
                 ],
                 rows,
             )
@@ -227,9 +220,9 @@ pub fn provider(core: &Core, session: &Session, t: SystemTable) -> Result<Arc<dy
                         text(u.username),
                         text(u.role.as_str()),
                         text_opt(u.email),
-                        ts(u.created_at),
-                        ts(u.updated_at),
-                        ts_opt(u.deleted_at),
+                        timestamp_ms(u.created_at),
+                        timestamp_ms(u.updated_at),
+                        timestamp_ms(u.deleted_at),
                     ]
                 })
                 .collect();
@@ -239,9 +232,9 @@ pub fn provider(core: &Core, session: &Session, t: SystemTable) -> Result<Arc<dy
                     ("username", DataType::Utf8),
                     ("role", DataType::Utf8),
                     ("email", DataType::Utf8),
-                    ("created_at", TS),
-                    ("updated_at", TS),
-                    ("deleted_at", TS),
+                    ("created_at", TIMESTAMP_MS),
+                    ("updated_at", TIMESTAMP_MS),
+                    ("deleted_at", TIMESTAMP_MS),
                 ],
                 rows,
             )
@@ -253,7 +246,7 @@ pub fn provider(core: &Core, session: &Session, t: SystemTable) -> Result<Arc<dy
                 ("base_path", DataType::Utf8),
                 ("user_path_template", DataType::Utf8),
                 ("shared_path_template", DataType::Utf8),
-                ("created_at", TS),
+                ("created_at", TIMESTAMP_MS),
             ],
             vec![vec![
                 text("local"),
@@ -261,7 +254,7 @@ pub fn provider(core: &Core, session: &Session, t: SystemTable) -> Result<Arc<dy
                 text(core.storage_base().display().to_string()),
                 text("{namespace}/{table}/{user_id}/"),
                 text("{namespace}/{table}/"),
-                ts(core.created_at),
+                timestamp_ms(core.created_at),
             ]],
         ),
         SystemTable::Jobs => {
@@ -277,9 +270,9 @@ pub fn provider(core: &Core, session: &Session, t: SystemTable) -> Result<Arc<dy
                         text(j.namespace_id),
                         text(j.table_name),
                         text(j.status),
-                        ts(j.created_at),
-                        ts_opt(j.started_at),
-                        ts_opt(j.finished_at),
+                        timestamp_ms(j.created_at),
+                        timestamp_ms(j.started_at),
+                        timestamp_ms(j.finished_at),
                         text_opt(j.result.map(|r| r.to_string())),
                         text_opt(j.error_message),
                     ]
@@ -292,9 +285,9 @@ pub fn provider(core: &Core, session: &Session, t: SystemTable) -> Result<Arc<dy
                     ("namespace_id", DataType::Utf8),
                     ("table_name", DataType::Utf8),
                     ("status", DataType::Utf8),
-                    ("created_at", TS),
-                    ("started_at", TS),
-                    ("finished_at", TS),
+                    ("created_at", TIMESTAMP_MS),
+                    ("started_at", TIMESTAMP_MS),
+                    ("finished_at", TIMESTAMP_MS),
                     ("result", DataType::Utf8),
                     ("error_message", DataType::Utf8),
                 ],
@@ -311,8 +304,8 @@ pub fn provider(core: &Core, session: &Session, t: SystemTable) -> Result<Arc<dy
                 ("query", DataType::Utf8),
                 ("options", DataType::Utf8),
                 ("changes", DataType::Int64),
-                ("created_at", TS),
-                ("updated_at", TS),
+                ("created_at", TIMESTAMP_MS),
+                ("updated_at", TIMESTAMP_MS),
             ],
             vec![],
         ),

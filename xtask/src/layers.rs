@@ -40,7 +40,10 @@ fn module_of(src: &Path, file: &Path) -> Vec<String> {
         .iter()
         .map(|p| p.to_string_lossy().trim_end_matches(".rs").to_string())
         .collect();
-    if matches!(parts.last().map(String::as_str), Some("mod" | "lib" | "main")) {
+    if matches!(
+        parts.last().map(String::as_str),
+        Some("mod" | "lib" | "main")
+    ) {
         parts.pop();
     }
     parts
@@ -84,9 +87,15 @@ fn code_only(text: &str) -> String {
                 // A char literal ('x', '\n') or a lifetime ('a): skip a char literal only.
                 let rest: String = chars.clone().take(4).collect();
                 let close = if rest.starts_with('\\') {
-                    rest.char_indices().skip(1).find(|(_, c)| *c == '\'').map(|(i, _)| i)
+                    rest.char_indices()
+                        .skip(1)
+                        .find(|(_, c)| *c == '\'')
+                        .map(|(i, _)| i)
                 } else {
-                    rest.char_indices().nth(1).filter(|(_, c)| *c == '\'').map(|(i, _)| i)
+                    rest.char_indices()
+                        .nth(1)
+                        .filter(|(_, c)| *c == '\'')
+                        .map(|(i, _)| i)
                 };
                 match close {
                     Some(i) => {
@@ -133,7 +142,12 @@ fn paths(code: &str) -> Vec<Vec<String>> {
 }
 
 /// Parses `ident(::ident)*` or a `{...}` group from `i`, extending `prefix`; returns the end.
-fn parse_tree(code: &str, mut i: usize, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) -> usize {
+fn parse_tree(
+    code: &str,
+    mut i: usize,
+    prefix: &mut Vec<String>,
+    out: &mut Vec<Vec<String>>,
+) -> usize {
     let bytes = code.as_bytes();
     let depth = prefix.len();
     loop {
@@ -244,7 +258,11 @@ fn graph(src: &Path) -> (Graph, Vec<(PathBuf, usize)>) {
                 continue;
             };
             if &target != f {
-                let name = if name.is_empty() { "(module)".to_string() } else { name };
+                let name = if name.is_empty() {
+                    "(module)".to_string()
+                } else {
+                    name
+                };
                 edges.entry(target).or_default().insert(name);
             }
         }
@@ -257,10 +275,16 @@ fn graph(src: &Path) -> (Graph, Vec<(PathBuf, usize)>) {
 fn cycles(g: &Graph) -> Vec<(Vec<PathBuf>, Vec<PathBuf>)> {
     // Tarjan's strongly connected components, iteratively over the small graph.
     let nodes: Vec<&PathBuf> = g.keys().collect();
-    let index_of: BTreeMap<&PathBuf, usize> = nodes.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+    let index_of: BTreeMap<&PathBuf, usize> =
+        nodes.iter().enumerate().map(|(i, n)| (*n, i)).collect();
     let succ: Vec<Vec<usize>> = nodes
         .iter()
-        .map(|n| g[*n].keys().filter_map(|t| index_of.get(t).copied()).collect())
+        .map(|n| {
+            g[*n]
+                .keys()
+                .filter_map(|t| index_of.get(t).copied())
+                .collect()
+        })
         .collect();
     let n = nodes.len();
     let (mut index, mut low, mut on) = (vec![usize::MAX; n], vec![0; n], vec![false; n]);
@@ -304,7 +328,9 @@ fn cycles(g: &Graph) -> Vec<(Vec<PathBuf>, Vec<PathBuf>)> {
     }
     for v in 0..n {
         if index[v] == usize::MAX {
-            strong(v, &succ, &mut index, &mut low, &mut on, &mut stack, &mut next, &mut sccs);
+            strong(
+                v, &succ, &mut index, &mut low, &mut on, &mut stack, &mut next, &mut sccs,
+            );
         }
     }
     // One concrete cycle per component: walk successors inside it until a node repeats.
@@ -315,9 +341,14 @@ fn cycles(g: &Graph) -> Vec<(Vec<PathBuf>, Vec<PathBuf>)> {
             let mut path = vec![scc[0]];
             loop {
                 let last = *path.last().unwrap_or(&scc[0]);
-                let next = succ[last].iter().copied().find(|w| inside.contains(w)).unwrap_or(scc[0]);
+                let next = succ[last]
+                    .iter()
+                    .copied()
+                    .find(|w| inside.contains(w))
+                    .unwrap_or(scc[0]);
                 if let Some(pos) = path.iter().position(|p| *p == next) {
-                    let mut cycle: Vec<PathBuf> = path[pos..].iter().map(|i| nodes[*i].clone()).collect();
+                    let mut cycle: Vec<PathBuf> =
+                        path[pos..].iter().map(|i| nodes[*i].clone()).collect();
                     cycle.push(nodes[next].clone());
                     return (members, cycle);
                 }
@@ -341,7 +372,12 @@ pub fn check(root: &Path) -> bool {
         for pair in cycle.windows(2) {
             let names: Vec<&String> = g[&pair[0]][&pair[1]].iter().collect();
             let names: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
-            println!("  {} -> {} ({})", rel(&pair[0]), rel(&pair[1]), names.join(", "));
+            println!(
+                "  {} -> {} ({})",
+                rel(&pair[0]),
+                rel(&pair[1]),
+                names.join(", ")
+            );
         }
     }
     for (file, lines) in &sizes {
@@ -354,7 +390,11 @@ pub fn check(root: &Path) -> bool {
     println!(
         "layers: {} files, {edges} import edges, {} {}",
         g.len(),
-        if ok { "no cycle, no file over" } else { "FAILED (see above); limit" },
+        if ok {
+            "no cycle, no file over"
+        } else {
+            "FAILED (see above); limit"
+        },
         MAX_LINES
     );
     ok
@@ -370,7 +410,15 @@ mod tests {
             "use crate::a::{b, c::{d, E}};\n// crate::x::y\nlet s = \"crate::z::w\";\nsuper::q::r();",
         );
         let p: Vec<String> = paths(&code).iter().map(|p| p.join("::")).collect();
-        assert_eq!(p, ["crate::a::b", "crate::a::c::d", "crate::a::c::E", "super::q::r"]);
+        assert_eq!(
+            p,
+            [
+                "crate::a::b",
+                "crate::a::c::d",
+                "crate::a::c::E",
+                "super::q::r"
+            ]
+        );
         let mut modules = Modules::new();
         modules.insert(vec![], PathBuf::from("lib.rs"));
         modules.insert(vec!["a".into()], PathBuf::from("a/mod.rs"));
@@ -378,8 +426,15 @@ mod tests {
         let here = ["a".to_string()];
         let r = resolve(&["b".into(), "X".into()], &here, &modules);
         assert_eq!(r, Some((PathBuf::from("a/b.rs"), "X".into())));
-        let r = resolve(&["super".into(), "Y".into()], &["a".into(), "b".into()], &modules);
+        let r = resolve(
+            &["super".into(), "Y".into()],
+            &["a".into(), "b".into()],
+            &modules,
+        );
         assert_eq!(r, Some((PathBuf::from("a/mod.rs"), "Y".into())));
-        assert_eq!(resolve(&["std".into(), "fmt".into()], &here, &modules), None);
+        assert_eq!(
+            resolve(&["std".into(), "fmt".into()], &here, &modules),
+            None
+        );
     }
 }

@@ -1,5 +1,8 @@
 //! DataFusion catalog glue: catalog `kalam`, one schema per namespace plus `system`.
 //!
+//! May import: the shared state, `catalog/` and the table providers (`tables/`). Never
+//! `engine/` or the front ends.
+//!
 //! A [`RequestCatalog`] is registered into each statement's `SessionContext`, bound to that
 //! statement's [`Session`]; every table lookup builds a provider from the catalog cache for that
 //! session, so restarts need no registration and no provider can outlive a DDL change.
@@ -11,8 +14,8 @@ use datafusion::catalog::{CatalogProvider, SchemaProvider};
 use datafusion::common::Result as DfResult;
 use datafusion::datasource::TableProvider;
 
-use crate::engine::Core;
 use crate::session::Session;
+use crate::state::Core;
 use crate::tables::KalamTable;
 use crate::tables::system::{self, SystemTable};
 
