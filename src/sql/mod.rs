@@ -1,15 +1,25 @@
 //! The life of a statement, part one: parsing.
 //!
-//! A request is split into statements ([`lexer::split_statements`]); each is offered to
-//! [`parse`], which recognises KalamDB's own statements (namespaces, table DDL, users, SHOW,
-//! DESCRIBE, EXECUTE AS, USE, FLUSH, KILL) and returns `None` for everything else, which the
-//! engine hands to DataFusion (SELECT, INSERT, UPDATE, DELETE, EXPLAIN, ...).
+//! A request is split into statements ([`lexer::split_statements`]); each is checked against
+//! the shape limits ([`complexity`]) and offered to [`parse`], which recognises KalamDB's own
+//! statements (namespaces, table DDL, users, SHOW, DESCRIBE, EXECUTE AS, USE, FLUSH, KILL, SET)
+//! and returns `None` for everything else, which the engine hands to DataFusion (SELECT, INSERT,
+//! UPDATE, DELETE, EXPLAIN, ...). The parser is one file per statement family over a shared
+//! token [`cursor`], producing the types of [`ast`].
+//!
+//! May import: the ground floor and `catalog/` (column types and defaults). Never the shared
+//! state, `tables/`, `jobs/`, `query/`, `engine/` or the front ends.
 
+mod admin;
+pub mod ast;
 pub mod complexity;
+mod cursor;
 pub mod lexer;
+mod namespaces;
 pub mod parser;
+mod tables;
+mod users;
 
+pub use ast::{AlterTableOp, ColumnSpec, CreateTable, KalamStatement, TableName};
 pub use lexer::split_statements;
-pub use parser::{
-    AlterTableOp, ColumnSpec, CreateTable, KalamStatement, TableName, parse, parse_tokens,
-};
+pub use parser::{parse, parse_tokens};
