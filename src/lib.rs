@@ -24,6 +24,7 @@ pub mod auth;
 pub mod catalog;
 pub mod client;
 pub mod config;
+pub mod control;
 pub mod engine;
 pub mod error;
 pub mod functions;

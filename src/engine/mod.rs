@@ -26,9 +26,10 @@ use datafusion::scalar::ScalarValue;
 
 use crate::auth::Users;
 use crate::config::Config;
+use crate::control::StatementControl;
 use crate::error::{Error, Result};
 use crate::query::bridge::Bridge;
-use crate::query::runtime::{QueryRuntime, StatementControl, run_with_deadline};
+use crate::query::runtime::{QueryRuntime, run_with_deadline};
 use crate::result::QueryResult;
 use crate::session::Session;
 use crate::sql::{self, KalamStatement};

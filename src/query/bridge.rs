@@ -30,10 +30,11 @@ use futures::StreamExt;
 
 use super::catalog::{CATALOG_NAME, RequestCatalog};
 use super::guard::{self, PlanKind};
-use super::runtime::StatementControl;
+
 use super::{bounded, checked, coop, dml};
 use crate::catalog::{ColumnDef, is_system_column};
 use crate::config::Limits;
+use crate::control::StatementControl;
 use crate::error::{Error, Result};
 use crate::result::QueryResult;
 use crate::session::Session;

@@ -14,12 +14,13 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+use crate::control::StatementControl;
 use crate::error::{Error, Result};
 
 /// Stack size of a query thread, in bytes: room for the deepest statement
@@ -138,26 +139,6 @@ impl<T> Future for AbortOnDrop<T> {
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-/// Per-statement state shared with the write path (carried to DataFusion operators as a
-/// session-config extension).
-#[derive(Debug, Default)]
-pub struct StatementControl {
-    committing: AtomicBool,
-}
-
-impl StatementControl {
-    /// Marks the point of no return: the statement's write is being committed and must not be
-    /// cut off by its deadline any more.
-    pub fn enter_commit(&self) {
-        self.committing.store(true, Ordering::SeqCst);
-    }
-
-    /// True once [`StatementControl::enter_commit`] was called.
-    pub fn committing(&self) -> bool {
-        self.committing.load(Ordering::SeqCst)
     }
 }
 

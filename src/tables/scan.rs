@@ -1,0 +1,246 @@
+//! The reads of [`KalamTable`]: one partition's hot rows and live cold rows (minus deletion
+//! vectors) from one RocksDB snapshot, so a concurrent flush is seen entirely or not at all,
+//! and the pruning of cold files by `_seq` and column min/max.
+//!
+//! May import: the ground floor, `catalog/`, `storage/`, the shared state and the parent
+//! provider. Never `query/`, `engine/` or the front ends.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray};
+use datafusion::arrow::array::{TimestampMillisecondArray, new_null_array};
+use datafusion::arrow::compute::{cast, filter};
+use datafusion::arrow::datatypes::Int64Type;
+use datafusion::catalog::Session as DfSession;
+use datafusion::common::DFSchema;
+use datafusion::common::pruning::PruningStatistics;
+use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::physical_optimizer::pruning::{PruningPredicate, PruningPredicateBuilder};
+use datafusion::scalar::ScalarValue;
+
+use crate::catalog::{DELETED, SEQ, TableDef, TableType, UPDATED};
+use crate::error::{Error, Result};
+use crate::storage::cold;
+use crate::storage::hot::{PartitionRows, batch_of, decode_hot};
+
+use super::{KalamTable, reject_subqueries, strip_qualifiers};
+
+impl KalamTable {
+    /// Reads the partition's live rows (and tombstones if `include_deleted`), with columns
+    /// `columns` (indices into the full user+system schema): hot rows, then every live cold
+    /// file of the partition minus its deletion vector. Hot rows, manifest and deletion vectors
+    /// come from one RocksDB snapshot, so a concurrent flush is seen entirely or not at all.
+    pub(super) async fn read(
+        &self,
+        columns: &[usize],
+        include_deleted: bool,
+        pruning: Option<&PruningPredicate>,
+    ) -> Result<PartitionRows> {
+        let prefix = self.prefix();
+        let (mut out, files) = {
+            let view = self.core.store.view();
+            let layout = self.def.hot_layout(columns, crate::ids::now_millis())?;
+            let hot = decode_hot(&layout, &view, &prefix, include_deleted)?;
+            let mut files = Vec::new();
+            if self.def.table_type != TableType::Stream {
+                let mut entries = cold::manifest(&view, self.def.id, Some(self.partition()))?;
+                if let Some(p) = pruning {
+                    let keep = p.prune(&FileStatistics {
+                        def: &self.def,
+                        files: &entries,
+                    })?;
+                    let mut keep = keep.into_iter();
+                    entries.retain(|_| keep.next().unwrap_or(true));
+                }
+                for f in entries {
+                    let dv = cold::deletion_vector(&view, self.def.id, f.file_id)?;
+                    files.push((f, dv));
+                }
+            }
+            (hot, files)
+        };
+        for (f, dv) in files {
+            let bytes = self.core.cold.read(&f.path).await?;
+            self.decode_cold(bytes, &dv, columns, include_deleted, &prefix, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// Appends the live rows of one cold file to `out`.
+    fn decode_cold(
+        &self,
+        bytes: bytes::Bytes,
+        dv: &[u32],
+        columns: &[usize],
+        include_deleted: bool,
+        prefix: &[u8],
+        out: &mut PartitionRows,
+    ) -> Result<()> {
+        let full = self.def.arrow_schema(true);
+        let mut names: Vec<String> = columns
+            .iter()
+            .map(|&i| match self.def.columns.get(i) {
+                Some(c) => format!("c{}", c.id),
+                None => String::new(),
+            })
+            .collect();
+        names.extend([
+            SEQ.to_string(),
+            DELETED.to_string(),
+            cold::KEY_COLUMN.to_string(),
+        ]);
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let (batches, pos) = cold::decode(bytes, &refs)?;
+        let n = columns.len();
+        let (Some(seq_pos), Some(del_pos), Some(key_pos)) = (
+            pos.get(n).copied().flatten(),
+            pos.get(n.saturating_add(1)).copied().flatten(),
+            pos.get(n.saturating_add(2)).copied().flatten(),
+        ) else {
+            return Err(Error::Internal("cold file lacks system columns".into()));
+        };
+        let schema = Arc::new(full.project(columns)?);
+        // Row numbers within the file, as the deletion vector counts them.
+        let mut file_row = 0u64;
+        for b in batches {
+            let rows = b.num_rows();
+            let seq = b.column(seq_pos).as_primitive::<Int64Type>().clone();
+            let del = b.column(del_pos).as_boolean().clone();
+            let keys_col = b.column(key_pos).as_binary::<i32>().clone();
+            let mask: BooleanArray = (file_row..)
+                .zip(0..rows)
+                .map(|(number, i)| {
+                    let superseded =
+                        u32::try_from(number).is_ok_and(|number| dv.binary_search(&number).is_ok());
+                    Some(!superseded && (include_deleted || !del.value(i)))
+                })
+                .collect();
+            file_row = file_row.saturating_add(rows as u64);
+            let kept = mask.true_count();
+            if kept == 0 {
+                continue;
+            }
+            let mut arrays = Vec::with_capacity(n);
+            for (j, &i) in columns.iter().enumerate() {
+                let a: ArrayRef = if let Some(c) = self.def.columns.get(i) {
+                    let dt = c.sql_type.arrow_type();
+                    match pos.get(j).copied().flatten() {
+                        Some(p) => cast(b.column(p), &dt)?,
+                        None => match c
+                            .default
+                            .as_ref()
+                            .map(|d| d.literal_scalar(&dt))
+                            .transpose()?
+                        {
+                            Some(Some(s)) => s.to_array_of_size(rows)?,
+                            _ => new_null_array(&dt, rows),
+                        },
+                    }
+                } else {
+                    match full.field(i).name().as_str() {
+                        SEQ => Arc::new(seq.clone()),
+                        UPDATED => Arc::new(TimestampMillisecondArray::from_iter_values(
+                            seq.values()
+                                .iter()
+                                .map(|s| crate::ids::seq_millis(crate::ids::from_i64(*s))),
+                        )),
+                        _ => Arc::new(del.clone()),
+                    }
+                };
+                arrays.push(filter(&a, &mask)?);
+            }
+            out.batches.push(batch_of(&schema, arrays, kept)?);
+            for i in (0..rows).filter(|&i| mask.value(i)) {
+                let mut k = prefix.to_vec();
+                k.extend_from_slice(keys_col.value(i));
+                out.keys.push(k.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// A predicate over file statistics built from the scan's pushed-down filters (None when
+    /// no filter can prune). Files it proves cannot match are never fetched.
+    pub(super) fn pruning_predicate(
+        &self,
+        state: &dyn DfSession,
+        filters: &[Expr],
+    ) -> Option<Arc<PruningPredicate>> {
+        let full = self.def.arrow_schema(true);
+        let df_schema = DFSchema::try_from(full.as_ref().clone()).ok()?;
+        let usable: Vec<Expr> = filters
+            .iter()
+            .filter(|f| reject_subqueries(f).is_ok())
+            .filter_map(|f| strip_qualifiers(f.clone()).ok())
+            .collect();
+        let expr = state
+            .create_physical_expr(conjunction(usable)?, &df_schema)
+            .ok()?;
+        PruningPredicateBuilder::new()
+            .with_file_schema(full)
+            .build(expr)
+    }
+}
+
+/// Per-file min/max for [`PruningPredicate`]: `_seq` from the manifest's seq range, user
+/// columns from the manifest's column statistics (one "container" per file).
+struct FileStatistics<'a> {
+    def: &'a TableDef,
+    files: &'a [cold::FileEntry],
+}
+
+impl FileStatistics<'_> {
+    fn values(&self, column: &datafusion::common::Column, max: bool) -> Option<ArrayRef> {
+        if column.name == SEQ {
+            let v = self
+                .files
+                .iter()
+                .map(|f| crate::ids::as_i64(if max { f.max_seq } else { f.min_seq }));
+            return Some(Arc::new(
+                datafusion::arrow::array::Int64Array::from_iter_values(v),
+            ));
+        }
+        let c = self.def.column(&column.name)?;
+        let dt = c.sql_type.arrow_type();
+        let scalars = self.files.iter().map(|f| {
+            f.column_stats
+                .get(&c.id)
+                .and_then(|(lo, hi)| {
+                    ScalarValue::try_from_string(if max { hi } else { lo }.clone(), &dt).ok()
+                })
+                .unwrap_or(ScalarValue::try_from(&dt).unwrap_or(ScalarValue::Null))
+        });
+        ScalarValue::iter_to_array(scalars).ok()
+    }
+}
+
+impl PruningStatistics for FileStatistics<'_> {
+    fn min_values(&self, column: &datafusion::common::Column) -> Option<ArrayRef> {
+        self.values(column, false)
+    }
+
+    fn max_values(&self, column: &datafusion::common::Column) -> Option<ArrayRef> {
+        self.values(column, true)
+    }
+
+    fn num_containers(&self) -> usize {
+        self.files.len()
+    }
+
+    fn null_counts(&self, _column: &datafusion::common::Column) -> Option<ArrayRef> {
+        None
+    }
+
+    fn row_counts(&self) -> Option<ArrayRef> {
+        None
+    }
+
+    fn contained(
+        &self,
+        _column: &datafusion::common::Column,
+        _values: &std::collections::HashSet<ScalarValue>,
+    ) -> Option<BooleanArray> {
+        None
+    }
+}
