@@ -1,6 +1,8 @@
 //! A small HTTP client for `POST /v1/api/sql`, used by `kalamdb sql` and the slt `server` and
 //! `crash` modes. Errors come back as the same [`Error`] the engine raised, so one expected
 //! error matches in every mode.
+//!
+//! May import: the ground floor (`error`, `result`). It speaks HTTP to a server; it never opens an engine.
 
 use base64::Engine as _;
 use serde::Deserialize;

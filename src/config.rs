@@ -1,5 +1,7 @@
 //! Server configuration: defaults that need no file, an optional TOML file, and `KALAMDB_*`
 //! environment overrides (SPEC section 8).
+//!
+//! May import: `error` only (a ground-floor module).
 
 use std::path::{Path, PathBuf};
 

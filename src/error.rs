@@ -4,6 +4,8 @@
 //! machine-readable codes of SPEC section 7 and [`Error::http_status`] the HTTP status that goes
 //! with it. The HTTP adapter and the slt runner both print errors as `CODE: message`, so one
 //! `statement error <regex>` matches in every mode.
+//!
+//! May import: nothing of the crate (a ground-floor module).
 
 use std::fmt;
 

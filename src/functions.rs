@@ -1,5 +1,7 @@
 //! KalamDB's SQL functions on top of DataFusion's: `SNOWFLAKE_ID()`, `UUID_V7()`, `ULID()` and
 //! `CURRENT_USER()` (SPEC section 2). All are volatile: evaluated once per row.
+//!
+//! May import: `ids` only (a ground-floor module).
 
 use std::sync::Arc;
 

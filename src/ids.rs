@@ -4,6 +4,8 @@
 //! One generator serves the whole process. Each engine raises it to the persisted high-water
 //! mark at open ([`observe`]) and persists every id it hands out in the same `WriteBatch` as the
 //! rows, so ids stay monotonic across restarts even if the clock steps back.
+//!
+//! May import: nothing of the crate (a ground-floor module).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -1,6 +1,12 @@
 //! KalamDB: a SQL-first realtime database. Rows land in RocksDB (the hot tier), queries run
 //! through Apache DataFusion, and every front end (HTTP, CLI, tests) goes through
 //! [`Engine::execute`]. See `../shared/SPEC.md` for the contract and `docs/` for decisions.
+//!
+//! Layers, bottom up (each file imports only files below it; `cargo xtask layers` checks there
+//! is no cycle): the ground floor (`error`, `ids`, `config`, `control`, `session`, `result`,
+//! `functions`); `storage/`; `catalog/` and `auth/`; `sql/`; `state`; `jobs/`; `tables/`;
+//! `query/`; `engine/`; the front ends (`server/`, `client`, `slt`, `process`, `torture`).
+//! See `docs/architecture.md`.
 
 #![deny(missing_docs)]
 // No input may panic the server (issue #6): outside tests, no unwrap/expect/panic, no indexing

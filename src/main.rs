@@ -1,4 +1,6 @@
 //! The `kalamdb` binary: `serve` (the database server) and `sql` (a client).
+//!
+//! May import: the library's public surface.
 
 // The same no-panic rules as the library (see `src/lib.rs`).
 #![deny(

@@ -1,5 +1,7 @@
 //! [`ServerProcess`]: a `kalamdb serve` child process on a free loopback port, for the tools that
 //! test the real binary (the slt `server` and `crash` modes, `cargo xtask torture`).
+//!
+//! May import: the ground floor and `client`. A tool module: nothing in the server imports it.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

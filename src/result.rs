@@ -2,6 +2,8 @@
 //!
 //! Values: integers are JSON numbers except Int64/UInt64 outside ±2^53 (strings); timestamps
 //! ISO-8601 UTC; dates `YYYY-MM-DD`; binary base64; decimals strings (exact); NULL `null`.
+//!
+//! May import: `error` only (a ground-floor module).
 
 use std::sync::Arc;
 
@@ -17,8 +19,29 @@ use datafusion::scalar::ScalarValue;
 use serde::Serialize;
 use serde_json::{Number, Value};
 
-use crate::catalog::types::arrow_sql_name;
 use crate::error::Result;
+
+/// The SQL name of an Arrow type in result schemas (SPEC section 7 `data_type`).
+pub fn arrow_sql_name(dt: &DataType) -> String {
+    match dt {
+        DataType::Null => "NULL".into(),
+        DataType::Boolean => "BOOLEAN".into(),
+        DataType::Int8 => "TINYINT".into(),
+        DataType::Int16 => "SMALLINT".into(),
+        DataType::Int32 => "INT".into(),
+        DataType::Int64 => "BIGINT".into(),
+        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 => "INT".into(),
+        DataType::UInt64 => "BIGINT".into(),
+        DataType::Float16 | DataType::Float32 => "FLOAT".into(),
+        DataType::Float64 => "DOUBLE".into(),
+        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => format!("DECIMAL({p},{s})"),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "TEXT".into(),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "BYTEA".into(),
+        DataType::Date32 | DataType::Date64 => "DATE".into(),
+        DataType::Timestamp(_, _) => "TIMESTAMP".into(),
+        other => other.to_string().to_uppercase(),
+    }
+}
 
 /// The outcome of one statement.
 #[derive(Debug, Clone)]

@@ -1,5 +1,7 @@
 //! Who is executing a statement: [`Session`] carries the effective user, role and default
 //! namespace of one request. `EXECUTE AS USER` swaps the user and role for one statement.
+//!
+//! May import: `config` and `error` only (ground-floor modules); never `auth/`.
 
 use std::fmt;
 

@@ -8,6 +8,8 @@
 //!
 //! Results are rendered from their JSON form in every mode, so values print identically.
 //! Statements run as `root`; files act as other users with `EXECUTE AS USER`.
+//!
+//! May import: the engine's public surface, `client`, `process` and the ground floor. A tool module: nothing in the server imports it.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

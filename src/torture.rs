@@ -8,6 +8,8 @@
 //! new state, but in no third one. Small flush policies and explicit `FLUSH ALL TABLES` keep
 //! rows moving to Parquet while the killer strikes. At the end the server restarts once more
 //! and every row of every partition is compared with the model.
+//!
+//! May import: the ground floor, `client` and `process`. A tool module: nothing in the server imports it.
 
 use std::collections::BTreeMap;
 use std::path::Path;

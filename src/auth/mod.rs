@@ -3,6 +3,8 @@
 //! Users live in the `meta` column family under `user/<id>`. The quoted name in
 //! `CREATE USER 'alice'` is the user id. `root` (role `system`) is created on first start without
 //! a password; while it has none, root may connect from a loopback address without one.
+//!
+//! May import: the ground floor and `storage/`. Never `catalog/`, the shared state or anything above.
 
 use std::sync::Arc;
 

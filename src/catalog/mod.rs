@@ -5,6 +5,8 @@
 //! one DDL lock, so a crash leaves either the old or the new definition. The DataFusion catalog
 //! providers ([`provider`]) answer from this cache on every lookup, so a restart needs no
 //! re-registration.
+//!
+//! May import: the ground floor and `storage/`. Never `auth/`, the shared state or anything above.
 
 pub mod types;
 
@@ -265,6 +267,18 @@ impl TableDef {
     /// `ns.t`, as users write it.
     pub fn qualified(&self) -> String {
         format!("{}.{}", self.namespace, self.name)
+    }
+
+    /// Where the table's Parquet files go, relative to the storage base (SPEC section 5): the
+    /// LOCATION as written, else `<ns>/<table>/${user_id}/` (USER/STREAM) or `<ns>/<table>/`.
+    pub fn storage_location(&self) -> String {
+        match &self.location {
+            Some(l) => l.clone(),
+            None if self.table_type.is_partitioned() => {
+                format!("{}/{}/${{user_id}}/", self.namespace, self.name)
+            }
+            None => format!("{}/{}/", self.namespace, self.name),
+        }
     }
 
     /// The PRIMARY KEY column, if declared.

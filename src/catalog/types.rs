@@ -1,4 +1,6 @@
 //! SQL column types and DEFAULT values of SPEC section 2, and their Arrow mapping.
+//!
+//! May import: the ground floor (`functions` for the DEFAULT functions). Never `storage/` or anything above.
 
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::logical_expr::{Expr, lit};
@@ -110,28 +112,6 @@ impl SqlType {
             SqlType::Timestamp => "TIMESTAMP".into(),
             SqlType::Json => "JSON".into(),
         }
-    }
-}
-
-/// The SQL name of an Arrow type in result schemas (SPEC section 7 `data_type`).
-pub fn arrow_sql_name(dt: &DataType) -> String {
-    match dt {
-        DataType::Null => "NULL".into(),
-        DataType::Boolean => "BOOLEAN".into(),
-        DataType::Int8 => "TINYINT".into(),
-        DataType::Int16 => "SMALLINT".into(),
-        DataType::Int32 => "INT".into(),
-        DataType::Int64 => "BIGINT".into(),
-        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 => "INT".into(),
-        DataType::UInt64 => "BIGINT".into(),
-        DataType::Float16 | DataType::Float32 => "FLOAT".into(),
-        DataType::Float64 => "DOUBLE".into(),
-        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => format!("DECIMAL({p},{s})"),
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "TEXT".into(),
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "BYTEA".into(),
-        DataType::Date32 | DataType::Date64 => "DATE".into(),
-        DataType::Timestamp(_, _) => "TIMESTAMP".into(),
-        other => other.to_string().to_uppercase(),
     }
 }
 

@@ -1,4 +1,6 @@
 //! Engine tests: maintenance, flush jobs, cold-tier reads and DDL through `Engine::execute`.
+//!
+//! May import: anything in the crate (test code).
 
 use super::*;
 use crate::config::Config;

@@ -12,6 +12,8 @@
 //! A crash before 3 leaves a file no manifest names: never read, deleted at start-up by
 //! [`remove_orphan_files`]. A crash after 3 leaves a complete flush. Readers use one RocksDB
 //! snapshot for hot rows + manifest, so they see each partition before or after, never both.
+//!
+//! May import: the ground floor, `catalog/`, `storage/` and the shared state. Never `tables/`, `query/`, `engine/` or the front ends.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,7 +45,7 @@ pub struct FlushStats {
 /// The directory (relative to the storage base) of one partition's files (SPEC section 5):
 /// `LOCATION` with `${user_id}` substituted, else `<ns>/<table>/<user_id>/` or `<ns>/<table>/`.
 pub fn partition_dir(def: &TableDef, partition: &str) -> String {
-    crate::tables::system::storage_location(def)
+    def.storage_location()
         .replace("${user_id}", partition)
         .trim_start_matches('/')
         .to_string()

@@ -12,6 +12,8 @@
 //! [`bound_string_functions`] replaces the registered functions with bounded wrappers (same
 //! names, same behaviour otherwise); [`CONCAT_OP`] is the bounded `||` that
 //! [`super::checked::CheckedArithmetic`] substitutes for the operator.
+//!
+//! May import: the ground floor. Never `engine/` or the front ends.
 
 use std::sync::{Arc, LazyLock};
 

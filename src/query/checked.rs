@@ -15,6 +15,8 @@
 //! turns them into exact `DECIMAL(38,0)` values first, so storing one in a BIGINT is an error.
 //!
 //! Not covered: `SUM` over integers still wraps inside DataFusion's accumulator.
+//!
+//! May import: the ground floor and `query::bounded`. Never `engine/` or the front ends.
 
 use std::ops::ControlFlow;
 use std::sync::{Arc, LazyLock};

@@ -8,6 +8,8 @@
 //! a source again, and the aggregate above it keeps polling without ever yielding (measured: a
 //! 300 ms timeout fired after 72 s). This rule, run after DataFusion's, wraps every operator
 //! that is not cooperative itself, so every batch anywhere in the plan spends budget.
+//!
+//! May import: nothing of the crate beyond DataFusion. Never `engine/` or the front ends.
 
 use std::sync::Arc;
 

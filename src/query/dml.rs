@@ -13,6 +13,8 @@
 //! `Dml(Delete, [Filter]* → [SubqueryAlias] → TableScan)` and
 //! `Dml(Update, Projection(one aliased expression per column) → [Filter]* → [SubqueryAlias] →
 //! TableScan)`. Anything else is refused rather than guessed at.
+//!
+//! May import: the ground floor and `tables/`. Never `engine/` or the front ends.
 
 use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::utils::conjunction;

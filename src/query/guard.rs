@@ -12,6 +12,8 @@
 //!   read-only `system` and `information_schema` tables) and writes nested under another node
 //!   (`EXPLAIN ANALYZE DELETE …` would run DataFusion's own DML path, which may widen the write)
 //!   are refused.
+//!
+//! May import: the ground floor, `catalog/` and `tables/`. Never `engine/` or the front ends.
 
 use std::ops::ControlFlow;
 

@@ -10,6 +10,8 @@
 //! the request future (a client that went away): [`AbortOnDrop`] cancels the task. A write that
 //! has reached its commit ([`StatementControl::enter_commit`]) is never cut off: it finishes and
 //! reports success, so a timeout error always means "nothing changed".
+//!
+//! May import: the ground floor (`control`, `error`). Never `engine/` or the front ends.
 
 use std::future::Future;
 use std::pin::Pin;

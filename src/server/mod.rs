@@ -1,6 +1,8 @@
 //! The HTTP front end (SPEC section 7): `GET /v1/api/healthcheck` and `POST /v1/api/sql`.
 //! A thin adapter over [`Engine::execute_with_params`]: it authenticates, decodes the request,
 //! and shapes the JSON. Every error leaves as `{"status":"error", ...}` with the SPEC status.
+//!
+//! May import: the engine's public surface and the ground floor. Nothing imports it but the binary.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

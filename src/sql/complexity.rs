@@ -25,6 +25,8 @@
 //! than linearly with it: joins (measured: about cubic in the number of tables) and select
 //! lists (quadratic in the number of output columns). Those two have fixed caps taken from
 //! established databases: SQLite's 64 tables per join and PostgreSQL's 1,664 target-list entries.
+//!
+//! May import: the ground floor. Never anything above `sql/`.
 
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;

@@ -2,6 +2,8 @@
 //!
 //! The lexer keeps byte spans so a statement's sub-parts (the body of `EXECUTE AS USER`, a
 //! DEFAULT expression) can be cut out of the original text verbatim.
+//!
+//! May import: the ground floor. Never anything above `sql/`.
 
 use crate::error::{Error, Result};
 

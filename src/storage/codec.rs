@@ -8,6 +8,8 @@
 //! (bool 1, i8 1, i16 2, i32/f32/date 4, i64/f64/timestamp 8, decimal128 16) and raw bytes for
 //! text and binary. Cells are keyed by the column's stable id, so a renamed column keeps its data,
 //! a dropped one is skipped and an added one reads as NULL or its DEFAULT.
+//!
+//! May import: the ground floor. Never anything above `storage/`.
 
 use std::sync::Arc;
 

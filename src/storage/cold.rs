@@ -15,6 +15,8 @@
 //! File layout per file: user columns named `c<column id>` (so renames need no rewrite),
 //! then `_seq` (Int64), `_deleted` (Boolean), `_key` (Binary: the row key after the partition).
 //! zstd compression, page statistics on.
+//!
+//! May import: the ground floor and `storage/mod.rs`. Never `catalog/` or anything above.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

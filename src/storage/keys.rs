@@ -8,6 +8,8 @@
 //!   `_seq` of the row's first insert, u64 BE); for STREAM tables the row's `_seq` (append order).
 //!
 //! Table ids are never reused, so dropping a table is one range delete over its id.
+//!
+//! May import: nothing of the crate.
 
 /// `table_id | partition | 0x00`: the prefix of one partition.
 pub fn partition_prefix(table_id: u64, partition: &str) -> Vec<u8> {

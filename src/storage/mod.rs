@@ -7,6 +7,8 @@
 //!
 //! A whole statement is written with one `WriteBatch`, so a multi-row INSERT lands fully or not
 //! at all (SPEC section 3 item 3). The WAL is always on; `sync_writes` adds an fsync per batch.
+//!
+//! May import: the ground floor. Never `catalog/`, `auth/` or anything above.
 
 pub mod codec;
 pub mod cold;

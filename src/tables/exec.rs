@@ -1,6 +1,8 @@
 //! [`WriteExec`]: the physical plan node behind INSERT, UPDATE and DELETE. It runs one write
 //! future when executed (never at planning time, so `EXPLAIN` changes nothing) and yields the
 //! single `count: UInt64` row DataFusion expects from DML.
+//!
+//! May import: nothing of the crate beyond DataFusion. Never `query/`, `engine/` or the front ends.
 
 use std::fmt;
 use std::sync::Arc;

@@ -3,6 +3,8 @@
 //! Role rules: `user` may read `system.tables`, `system.namespaces` and its own rows of
 //! `system.jobs` / `system.live_queries`; the others need `dba` or `system`. A denied read is
 //! `PERMISSION_DENIED`, never an empty result. `system.users` has no password column at all.
+//!
+//! May import: the ground floor, `catalog/` and the shared state. Never `query/`, `engine/` or the front ends.
 
 use std::sync::Arc;
 
@@ -10,7 +12,6 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::datasource::{MemTable, TableProvider};
 use datafusion::scalar::ScalarValue;
 
-use crate::catalog::TableDef;
 use crate::error::Result;
 use crate::result::{TIMESTAMP_MS, timestamp_ms};
 use crate::session::{Role, Session};
@@ -96,17 +97,6 @@ fn table(
     )?))
 }
 
-/// Where a table's Parquet files go, relative to the storage base (SPEC section 5).
-pub fn storage_location(t: &TableDef) -> String {
-    match &t.location {
-        Some(l) => l.clone(),
-        None if t.table_type.is_partitioned() => {
-            format!("{}/{}/${{user_id}}/", t.namespace, t.name)
-        }
-        None => format!("{}/{}/", t.namespace, t.name),
-    }
-}
-
 /// The provider for system table `t` as `session` may see it.
 ///
 /// # Errors
@@ -157,7 +147,7 @@ pub fn provider(core: &Core, session: &Session, t: SystemTable) -> Result<Arc<dy
                         text(&t.namespace),
                         text(&t.name),
                         text(t.table_type.as_str()),
-                        text(storage_location(t)),
+                        text(t.storage_location()),
                         text_opt((!stream).then(|| t.flush_policy.to_sql())),
                         ScalarValue::Int64(t.ttl_seconds.map(crate::ids::as_i64)),
                         ScalarValue::Int32(i32::try_from(t.schema_version).ok()),
