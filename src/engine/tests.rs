@@ -75,6 +75,12 @@ async fn extreme_stored_options_neither_panic_nor_wrap() {
     );
 }
 
+/// Every object under the storage base.
+async fn cold_files(e: &Engine) -> Vec<String> {
+    let listed = e.exec.core.cold.list().await.unwrap();
+    listed.into_iter().map(|(p, _)| p).collect()
+}
+
 async fn open_with(sql: &str) -> (tempfile::TempDir, Engine) {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(Config::with_data_dir(dir.path())).unwrap();
@@ -382,16 +388,7 @@ async fn location_templates_place_files_inside_the_storage_base() {
     e.wait_for_jobs(std::time::Duration::from_secs(30))
         .await
         .unwrap();
-    let mut paths: Vec<String> = e
-        .exec
-        .core
-        .cold
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(p, _)| p)
-        .collect();
+    let mut paths = cold_files(&e).await;
     paths.sort();
     assert_eq!(paths.len(), 2);
     assert!(
@@ -426,15 +423,10 @@ async fn rows_rewritten_during_a_flush_stay_hot_and_win() {
         .unwrap();
     // The job snapshots and writes its file without the lock, then waits for it to commit.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while e
-        .exec
-        .core
-        .cold
-        .list()
+    while cold_files(&e)
         .await
-        .unwrap()
         .iter()
-        .all(|(p, _)| !p.ends_with(".parquet"))
+        .all(|p| !p.ends_with(".parquet"))
     {
         assert!(
             std::time::Instant::now() < deadline,

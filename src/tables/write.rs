@@ -23,7 +23,7 @@ use crate::catalog::{ColumnDef, SqlType, TableType};
 use crate::control::StatementControl;
 use crate::error::{Error, Result};
 use crate::storage::codec::{self, RowHeader};
-use crate::storage::hot::key_at;
+use crate::storage::hot::{PartitionRows, key_at};
 use crate::storage::{Batch, CF_META, CF_ROWS, cold, keys};
 
 use super::{KalamTable, reject_subqueries, strip_qualifiers};
@@ -387,6 +387,12 @@ impl KalamTable {
             .collect())
     }
 
+    /// Every live row of the partition with every column (user and system), for a write.
+    async fn read_all(&self) -> Result<PartitionRows> {
+        let all: Vec<usize> = (0..self.def.arrow_schema(true).fields().len()).collect();
+        self.read(&all, false, None).await
+    }
+
     /// UPDATE: applies `assignments` (user column position → value expr) to matching rows.
     async fn update_rows(
         &self,
@@ -396,8 +402,7 @@ impl KalamTable {
     ) -> Result<u64> {
         let lock = self.core.table_lock(self.def.id);
         let _guard = lock.lock().await;
-        let all: Vec<usize> = (0..self.def.arrow_schema(true).fields().len()).collect();
-        let rows = self.read(&all, false, None).await?;
+        let rows = self.read_all().await?;
         let pk_pos = self.def.columns.iter().position(|c| c.primary_key);
         let mut wb = Batch::default();
         let mut dv = HashMap::new();
@@ -480,8 +485,7 @@ impl KalamTable {
     ) -> Result<u64> {
         let lock = self.core.table_lock(self.def.id);
         let _guard = lock.lock().await;
-        let all: Vec<usize> = (0..self.def.arrow_schema(true).fields().len()).collect();
-        let rows = self.read(&all, false, None).await?;
+        let rows = self.read_all().await?;
         let mut wb = Batch::default();
         let mut dv = HashMap::new();
         let mut buf = Vec::new();
