@@ -238,15 +238,17 @@ fn parse_flush_option(v: &str) -> Result<FlushPolicy> {
                 "invalid FLUSH_POLICY '{v}': expected 'rows:N,interval:S'"
             ))
         })?;
-        let n: u64 = n.trim().parse().map_err(|_| {
-            Error::InvalidParameter(format!(
-                "invalid FLUSH_POLICY '{v}': '{n}' is not a whole number"
-            ))
-        })?;
-
         match k.trim().to_ascii_lowercase().as_str() {
-            "rows" => policy.rows = Some(n),
-            "interval" | "time" | "seconds" => policy.interval_secs = Some(n),
+            "rows" => {
+                policy.rows = Some(n.trim().parse().map_err(|_| {
+                    Error::InvalidParameter(format!(
+                        "invalid FLUSH_POLICY '{v}': '{n}' is not a whole number"
+                    ))
+                })?)
+            }
+            "interval" | "time" | "seconds" => {
+                policy.interval_secs = Some(duration_text(n, "FLUSH_POLICY interval", 1)?)
+            }
             other => {
                 return Err(Error::InvalidParameter(format!(
                     "unknown FLUSH_POLICY key '{other}'"
@@ -271,19 +273,28 @@ fn duration(p: &mut Cursor<'_>, what: &str, bare_unit_secs: u64) -> Result<u64> 
         }
     };
     p.skip(1);
+    if raw.trim().bytes().all(|b| b.is_ascii_digit())
+        && let Some(TokKind::Word(w)) = p.peek()
+        && duration_unit(&w.to_ascii_lowercase()).is_some()
+    {
+        let spelled = format!("{raw}{}", w.to_ascii_lowercase());
+        p.skip(1);
+        return duration_text(&spelled, what, bare_unit_secs);
+    }
+    duration_text(&raw, what, bare_unit_secs)
+}
+
+/// Converts one duration's text (`3600`, `3600s`, `15m`, `2hours`) into seconds; the
+/// rules of [`duration`] without the token stream, so quoted option values (`'interval:30s'`)
+/// take the same spellings. Errors: `INVALID_PARAMETER` naming `what` on a malformed or
+/// overflowing value.
+fn duration_text(raw: &str, what: &str, bare_unit_secs: u64) -> Result<u64> {
     let text = raw.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (digits, suffix) = text.split_at(split);
-    let mut unit = suffix.trim().to_ascii_lowercase();
-    if unit.is_empty()
-        && let Some(TokKind::Word(w)) = p.peek()
-        && duration_unit(&w.to_ascii_lowercase()).is_some()
-    {
-        unit = w.to_ascii_lowercase();
-        p.skip(1);
-    }
+    let unit = suffix.trim().to_ascii_lowercase();
     let bad = || {
         Error::InvalidParameter(format!(
             "invalid {what} '{raw}': expected a whole number with an optional unit s, m, h or d"
