@@ -18,6 +18,7 @@ use datafusion::catalog::Session as DfSession;
 use datafusion::common::DFSchema;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::PhysicalExpr;
+use tokio::sync::OwnedMutexGuard;
 
 use crate::catalog::{ColumnDef, SqlType, TableType};
 use crate::control::StatementControl;
@@ -387,10 +388,13 @@ impl KalamTable {
             .collect())
     }
 
-    /// Every live row of the partition with every column (user and system), for a write.
-    async fn read_all(&self) -> Result<PartitionRows> {
+    /// Takes the table's write lock, then reads every live row of the partition with every
+    /// column (user and system): the snapshot an UPDATE or DELETE rewrites. The lock is held
+    /// until the returned guard drops, so no other write lands between the read and the commit.
+    async fn lock_and_read_all(&self) -> Result<(OwnedMutexGuard<()>, PartitionRows)> {
+        let guard = self.core.table_lock(self.def.id).lock_owned().await;
         let all: Vec<usize> = (0..self.def.arrow_schema(true).fields().len()).collect();
-        self.read(&all, false, None).await
+        Ok((guard, self.read(&all, false, None).await?))
     }
 
     /// UPDATE: applies `assignments` (user column position → value expr) to matching rows.
@@ -400,9 +404,7 @@ impl KalamTable {
         filter: &Option<Arc<dyn PhysicalExpr>>,
         control: &StatementControl,
     ) -> Result<u64> {
-        let lock = self.core.table_lock(self.def.id);
-        let _guard = lock.lock().await;
-        let rows = self.read_all().await?;
+        let (_guard, rows) = self.lock_and_read_all().await?;
         let pk_pos = self.def.columns.iter().position(|c| c.primary_key);
         let mut wb = Batch::default();
         let mut dv = HashMap::new();
@@ -483,9 +485,7 @@ impl KalamTable {
         filter: &Option<Arc<dyn PhysicalExpr>>,
         control: &StatementControl,
     ) -> Result<u64> {
-        let lock = self.core.table_lock(self.def.id);
-        let _guard = lock.lock().await;
-        let rows = self.read_all().await?;
+        let (_guard, rows) = self.lock_and_read_all().await?;
         let mut wb = Batch::default();
         let mut dv = HashMap::new();
         let mut buf = Vec::new();
