@@ -270,10 +270,53 @@ fn graph(src: &Path) -> (Graph, Vec<(PathBuf, usize)>) {
     (g, sizes)
 }
 
+/// Tarjan's strongly connected components over successor lists (the graph is small, so the
+/// recursion depth, at most the number of files, is too).
+struct Tarjan<'a> {
+    succ: &'a [Vec<usize>],
+    index: Vec<usize>,
+    low: Vec<usize>,
+    on: Vec<bool>,
+    stack: Vec<usize>,
+    next: usize,
+    /// Components of more than one file: the cycles.
+    sccs: Vec<Vec<usize>>,
+}
+
+impl Tarjan<'_> {
+    fn strong(&mut self, v: usize) {
+        self.index[v] = self.next;
+        self.low[v] = self.next;
+        self.next += 1;
+        self.stack.push(v);
+        self.on[v] = true;
+        for &w in &self.succ[v] {
+            if self.index[w] == usize::MAX {
+                self.strong(w);
+                self.low[v] = self.low[v].min(self.low[w]);
+            } else if self.on[w] {
+                self.low[v] = self.low[v].min(self.index[w]);
+            }
+        }
+        if self.low[v] == self.index[v] {
+            let mut scc = Vec::new();
+            while let Some(w) = self.stack.pop() {
+                self.on[w] = false;
+                scc.push(w);
+                if w == v {
+                    break;
+                }
+            }
+            if scc.len() > 1 {
+                self.sccs.push(scc);
+            }
+        }
+    }
+}
+
 /// The cycles of `g`: per strongly connected component, its files and one concrete cycle
 /// through them (first file repeated at the end).
 fn cycles(g: &Graph) -> Vec<(Vec<PathBuf>, Vec<PathBuf>)> {
-    // Tarjan's strongly connected components, iteratively over the small graph.
     let nodes: Vec<&PathBuf> = g.keys().collect();
     let index_of: BTreeMap<&PathBuf, usize> =
         nodes.iter().enumerate().map(|(i, n)| (*n, i)).collect();
@@ -286,53 +329,21 @@ fn cycles(g: &Graph) -> Vec<(Vec<PathBuf>, Vec<PathBuf>)> {
                 .collect()
         })
         .collect();
-    let n = nodes.len();
-    let (mut index, mut low, mut on) = (vec![usize::MAX; n], vec![0; n], vec![false; n]);
-    let (mut stack, mut next, mut sccs) = (Vec::new(), 0usize, Vec::new());
-    fn strong(
-        v: usize,
-        succ: &[Vec<usize>],
-        index: &mut [usize],
-        low: &mut [usize],
-        on: &mut [bool],
-        stack: &mut Vec<usize>,
-        next: &mut usize,
-        sccs: &mut Vec<Vec<usize>>,
-    ) {
-        index[v] = *next;
-        low[v] = *next;
-        *next += 1;
-        stack.push(v);
-        on[v] = true;
-        for &w in &succ[v] {
-            if index[w] == usize::MAX {
-                strong(w, succ, index, low, on, stack, next, sccs);
-                low[v] = low[v].min(low[w]);
-            } else if on[w] {
-                low[v] = low[v].min(index[w]);
-            }
-        }
-        if low[v] == index[v] {
-            let mut scc = Vec::new();
-            while let Some(w) = stack.pop() {
-                on[w] = false;
-                scc.push(w);
-                if w == v {
-                    break;
-                }
-            }
-            if scc.len() > 1 {
-                sccs.push(scc);
-            }
+    let mut t = Tarjan {
+        succ: &succ,
+        index: vec![usize::MAX; nodes.len()],
+        low: vec![0; nodes.len()],
+        on: vec![false; nodes.len()],
+        stack: Vec::new(),
+        next: 0,
+        sccs: Vec::new(),
+    };
+    for v in 0..nodes.len() {
+        if t.index[v] == usize::MAX {
+            t.strong(v);
         }
     }
-    for v in 0..n {
-        if index[v] == usize::MAX {
-            strong(
-                v, &succ, &mut index, &mut low, &mut on, &mut stack, &mut next, &mut sccs,
-            );
-        }
-    }
+    let sccs = t.sccs;
     // One concrete cycle per component: walk successors inside it until a node repeats.
     sccs.into_iter()
         .map(|scc| {
@@ -436,5 +447,56 @@ mod tests {
             resolve(&["std".into(), "fmt".into()], &here, &modules),
             None
         );
+    }
+
+    fn tree(files: &[(&str, String)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let p = dir.path().join("src").join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn a_cycle_through_three_files_is_found_with_its_names() {
+        let dir = tree(&[
+            ("lib.rs", "mod a; mod b; mod c;".into()),
+            ("a.rs", "use crate::b::B;".into()),
+            ("b.rs", "use crate::c::{C, D};".into()),
+            ("c.rs", "fn f() { crate::a::run(); }".into()),
+        ]);
+        let (g, _) = graph(&dir.path().join("src"));
+        let found = cycles(&g);
+        assert_eq!(found.len(), 1);
+        let (members, cycle) = &found[0];
+        assert_eq!(members.len(), 3);
+        let names: Vec<String> = cycle
+            .windows(2)
+            .map(|w| {
+                let n: Vec<&str> = g[&w[0]][&w[1]].iter().map(String::as_str).collect();
+                n.join(",")
+            })
+            .collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(sorted, ["B", "C,D", "run"]);
+        assert_eq!(cycle.first(), cycle.last());
+        assert!(!check(dir.path()));
+    }
+
+    #[test]
+    fn an_acyclic_tree_passes_and_a_long_file_fails() {
+        let dir = tree(&[
+            ("lib.rs", "mod a; mod b;".into()),
+            ("a.rs", "use crate::b::B;".into()),
+            ("b.rs", "pub struct B;".into()),
+        ]);
+        assert!(cycles(&graph(&dir.path().join("src")).0).is_empty());
+        assert!(check(dir.path()));
+        let long = "// line\n".repeat(MAX_LINES + 1);
+        std::fs::write(dir.path().join("src/b.rs"), long).unwrap();
+        assert!(!check(dir.path()));
     }
 }

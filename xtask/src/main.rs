@@ -254,9 +254,16 @@ async fn main() -> std::process::ExitCode {
         Cmd::Layers => layers::check(&root()),
         Cmd::Ci => {
             cargo(&["fmt", "--all", "--", "--check"])
-                && cargo(&["clippy", "--all-targets", "--", "-D", "warnings"])
+                && cargo(&[
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ])
                 && layers::check(&root())
-                && cargo(&["test"])
+                && cargo(&["test", "--workspace"])
                 && run_slt("all", false, None).await
         }
     };
