@@ -7,6 +7,9 @@
 //! `functions`); `storage/`; `catalog/` and `auth/`; `sql/`; `state`; `jobs/`; `tables/`;
 //! `query/`; `engine/`; the front ends (`server/`, `client`, `slt`, `process`, `torture`).
 //! See `docs/architecture.md`.
+//!
+//! This root owns only the module list, the re-exports and the crate-wide lints; it imports
+//! nothing itself.
 
 #![deny(missing_docs)]
 // No input may panic the server (issue #6): outside tests, no unwrap/expect/panic, no indexing
