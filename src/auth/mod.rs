@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::session::{Role, Session};
-use crate::storage::{Batch, CF_META, Store};
+use crate::storage::{CF_META, Store};
 
 pub use crate::session::ROOT_USER;
 
@@ -146,14 +146,7 @@ impl Users {
 
     /// Writes a user record.
     pub fn put(&self, u: &UserRecord) -> Result<()> {
-        let mut b = Batch::default();
-        b.put(
-            &self.store,
-            CF_META,
-            &user_key(&u.user_id),
-            &serde_json::to_vec(u)?,
-        );
-        self.store.write(b)
+        self.store.put_meta(&user_key(&u.user_id), u)
     }
 
     /// Every user, ordered by id.

@@ -522,14 +522,7 @@ impl Catalog {
 
     /// Writes a namespace record.
     pub fn put_namespace(&self, ns: NamespaceDef) -> Result<()> {
-        let mut b = Batch::default();
-        b.put(
-            &self.store,
-            CF_META,
-            &ns_key(&ns.name),
-            &serde_json::to_vec(&ns)?,
-        );
-        self.store.write(b)?;
+        self.store.put_meta(&ns_key(&ns.name), &ns)?;
         write_lock(&self.state)
             .namespaces
             .insert(ns.name.clone(), ns);

@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 
 use crate::catalog::TableDef;
 use crate::error::{Error, Result};
-use crate::storage::{Batch, CF_META, Store};
+use crate::storage::{CF_META, Store};
 
 /// Jobs that may run at once (the worker pool size).
 pub const WORKERS: usize = 2;
@@ -95,14 +95,7 @@ impl Jobs {
 
     /// Writes a job record.
     pub fn put(&self, j: &JobRecord) -> Result<()> {
-        let mut b = Batch::default();
-        b.put(
-            &self.store,
-            CF_META,
-            &job_key(&j.job_id),
-            &serde_json::to_vec(j)?,
-        );
-        self.store.write(b)
+        self.store.put_meta(&job_key(&j.job_id), j)
     }
 
     /// One job.

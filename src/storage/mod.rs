@@ -112,6 +112,17 @@ impl Store {
         Ok(())
     }
 
+    /// Writes one metadata record (`value` as JSON under `key` in [`CF_META`]) on its own,
+    /// with the durability of [`Store::write`].
+    ///
+    /// # Errors
+    /// Serialization or storage failures.
+    pub fn put_meta<T: serde::Serialize>(&self, key: &[u8], value: &T) -> Result<()> {
+        let mut b = Batch::default();
+        b.put(self, CF_META, key, &serde_json::to_vec(value)?);
+        self.write(b)
+    }
+
     /// Reads one key.
     pub fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.get_at(None, cf, key)
