@@ -3,7 +3,7 @@
 //!
 //! DDL goes through [`Catalog`] methods that write RocksDB first and update the cache after, under
 //! one DDL lock, so a crash leaves either the old or the new definition. The DataFusion catalog
-//! providers ([`provider`]) answer from this cache on every lookup, so a restart needs no
+//! (`query/catalog.rs`) answers from this cache on every lookup, so a restart needs no
 //! re-registration.
 //!
 //! May import: the ground floor and `storage/`. Never `auth/`, the shared state or anything above.
@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::storage::hot::{HotColumn, HotLayout, scalar_payload};
 use crate::storage::{Batch, CF_META, Store};
-pub use types::{DefaultValue, Literal, SqlType};
+pub use types::{DefaultValue, FlushPolicy, Literal, SqlType, TableType};
 
 /// Names no namespace may take (SPEC section 1).
 pub const RESERVED_NAMESPACES: [&str; 4] = ["system", "information_schema", "kalam", "root"];
@@ -105,34 +105,6 @@ pub fn validate_location(l: &str, tt: TableType) -> Result<()> {
     Ok(())
 }
 
-/// USER, SHARED or STREAM.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum TableType {
-    /// Partitioned by user; each caller sees only its own rows.
-    User,
-    /// One global dataset.
-    Shared,
-    /// Hot-only, TTL-bounded events, partitioned by user.
-    Stream,
-}
-
-impl TableType {
-    /// `USER`, `SHARED` or `STREAM`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            TableType::User => "USER",
-            TableType::Shared => "SHARED",
-            TableType::Stream => "STREAM",
-        }
-    }
-
-    /// True for the per-user partitioned types (USER, STREAM).
-    pub fn is_partitioned(&self) -> bool {
-        !matches!(self, TableType::Shared)
-    }
-}
-
 /// One column of a table definition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ColumnDef {
@@ -166,62 +138,6 @@ pub const MAX_BUFFER_SIZE: u64 = 1_000_000;
 
 /// Most columns a table may have, PostgreSQL's limit (1,600).
 pub const MAX_COLUMNS: usize = 1600;
-
-/// When a table's hot rows are flushed to Parquet (SPEC section 2; enforced by the flush issue).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FlushPolicy {
-    /// Flush a partition once it holds this many hot rows (1..=1,000,000).
-    pub rows: Option<u64>,
-    /// Flush rows older than this many seconds (1..=86,400).
-    pub interval_secs: Option<u64>,
-}
-
-impl Default for FlushPolicy {
-    /// `ROWS 10000` (SPEC section 2).
-    fn default() -> Self {
-        FlushPolicy {
-            rows: Some(10_000),
-            interval_secs: None,
-        }
-    }
-}
-
-impl FlushPolicy {
-    /// Checks the SPEC bounds.
-    ///
-    /// # Errors
-    /// [`Error::InvalidParameter`] when rows ∉ 1..=1,000,000 or seconds ∉ 1..=86,400, or both are absent.
-    pub fn validate(&self) -> Result<()> {
-        if let Some(r) = self.rows
-            && !(1..=1_000_000).contains(&r)
-        {
-            return Err(Error::InvalidParameter(format!(
-                "flush policy rows must be between 1 and 1000000, got {r}"
-            )));
-        }
-        if let Some(s) = self.interval_secs
-            && !(1..=86_400).contains(&s)
-        {
-            return Err(Error::InvalidParameter(format!(
-                "flush policy interval must be between 1 and 86400 seconds, got {s}"
-            )));
-        }
-        if self.rows.is_none() && self.interval_secs.is_none() {
-            return Err(Error::InvalidParameter("empty flush policy".into()));
-        }
-        Ok(())
-    }
-
-    /// The seed-era spelling: `ROWS n`, `TIME s` or `ROWS n OR TIME s`.
-    pub fn to_sql(&self) -> String {
-        match (self.rows, self.interval_secs) {
-            (Some(r), Some(s)) => format!("ROWS {r} OR TIME {s}"),
-            (Some(r), None) => format!("ROWS {r}"),
-            (None, Some(s)) => format!("TIME {s}"),
-            (None, None) => String::new(),
-        }
-    }
-}
 
 /// A table definition (the current schema version).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,6 +1,9 @@
-//! SQL column types and DEFAULT values of SPEC section 2, and their Arrow mapping.
+//! The catalog's value types, shared with the parser: table types, flush policies, SQL column
+//! types and DEFAULT values of SPEC section 2, and their Arrow mapping.
 //!
-//! May import: the ground floor (`functions` for the DEFAULT functions). Never `storage/` or anything above.
+//! Part of the ground floor (`sql/` builds these values while parsing). May import: the rest
+//! of the ground floor (`functions` for the DEFAULT functions). Never `storage/` or anything
+//! above.
 
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::logical_expr::{Expr, lit};
@@ -239,5 +242,89 @@ mod tests {
             d.literal_scalar(&DataType::Int32).unwrap(),
             Some(ScalarValue::Int32(Some(5)))
         );
+    }
+}
+
+/// USER, SHARED or STREAM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum TableType {
+    /// Partitioned by user; each caller sees only its own rows.
+    User,
+    /// One global dataset.
+    Shared,
+    /// Hot-only, TTL-bounded events, partitioned by user.
+    Stream,
+}
+
+impl TableType {
+    /// `USER`, `SHARED` or `STREAM`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TableType::User => "USER",
+            TableType::Shared => "SHARED",
+            TableType::Stream => "STREAM",
+        }
+    }
+
+    /// True for the per-user partitioned types (USER, STREAM).
+    pub fn is_partitioned(&self) -> bool {
+        !matches!(self, TableType::Shared)
+    }
+}
+
+/// When a table's hot rows are flushed to Parquet (SPEC section 2; enforced by the flush issue).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlushPolicy {
+    /// Flush a partition once it holds this many hot rows (1..=1,000,000).
+    pub rows: Option<u64>,
+    /// Flush rows older than this many seconds (1..=86,400).
+    pub interval_secs: Option<u64>,
+}
+
+impl Default for FlushPolicy {
+    /// `ROWS 10000` (SPEC section 2).
+    fn default() -> Self {
+        FlushPolicy {
+            rows: Some(10_000),
+            interval_secs: None,
+        }
+    }
+}
+
+impl FlushPolicy {
+    /// Checks the SPEC bounds.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] when rows ∉ 1..=1,000,000 or seconds ∉ 1..=86,400, or both are absent.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(r) = self.rows
+            && !(1..=1_000_000).contains(&r)
+        {
+            return Err(Error::InvalidParameter(format!(
+                "flush policy rows must be between 1 and 1000000, got {r}"
+            )));
+        }
+        if let Some(s) = self.interval_secs
+            && !(1..=86_400).contains(&s)
+        {
+            return Err(Error::InvalidParameter(format!(
+                "flush policy interval must be between 1 and 86400 seconds, got {s}"
+            )));
+        }
+        if self.rows.is_none() && self.interval_secs.is_none() {
+            return Err(Error::InvalidParameter("empty flush policy".into()));
+        }
+        Ok(())
+    }
+
+    /// The seed-era spelling: `ROWS n`, `TIME s` or `ROWS n OR TIME s`.
+    pub fn to_sql(&self) -> String {
+        match (self.rows, self.interval_secs) {
+            (Some(r), Some(s)) => format!("ROWS {r} OR TIME {s}"),
+            (Some(r), None) => format!("ROWS {r}"),
+            (None, Some(s)) => format!("TIME {s}"),
+            (None, None) => String::new(),
+        }
     }
 }

@@ -5,9 +5,9 @@
 //! statement runs on the query runtime ([`crate::query::runtime`]) under its deadline, after the
 //! shape limits ([`crate::sql::complexity`]); KalamDB's own statements are parsed
 //! ([`crate::sql::parse_tokens`]) and dispatched here to one file per statement family —
-//! [`namespaces`], [`tables`], [`users`], [`admin`] — and everything else goes to the DataFusion
+//! `namespaces.rs`, `tables.rs`, `users.rs`, `admin.rs` — and everything else goes to the DataFusion
 //! bridge ([`crate::query::bridge`]). Statements run in order and stop at the first error;
-//! earlier ones stay committed. [`maintenance`] is the background pass.
+//! earlier ones stay committed. `maintenance.rs` is the background pass.
 //!
 //! May import everything below it: the ground floor, `sql/`, `catalog/`, `auth/`, `storage/`,
 //! the shared state, `jobs/` and `query/`. Never `server/`, `client`, `slt` or the binaries.

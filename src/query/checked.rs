@@ -3,7 +3,7 @@
 //! DataFusion evaluates `+`, `-`, `*` and unary `-` on integers with wrapping arithmetic:
 //! `UPDATE t SET balance = balance - 1` on `-9223372036854775808` silently stores
 //! `9223372036854775807`. [`CheckedArithmetic`], an analyzer rule run after type coercion,
-//! replaces every such integer operation with [`checked`], a function evaluated by Arrow's
+//! replaces every such integer operation with `checked`, a function evaluated by Arrow's
 //! checked kernels, so an overflow is an error and the statement changes nothing. Results keep
 //! the column names the operators would have had (`b - Int64(1)`).
 //!

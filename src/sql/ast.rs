@@ -3,7 +3,7 @@
 //! May import: the ground floor and `catalog/` (types, defaults, flush policies). Never the
 //! rest of `sql/` or anything above.
 
-use crate::catalog::{DefaultValue, FlushPolicy, SqlType, TableType};
+use crate::catalog::types::{DefaultValue, FlushPolicy, SqlType, TableType};
 use crate::session::Role;
 
 /// `[ns.]table` as written; `namespace` is None when unqualified.

@@ -5,10 +5,11 @@
 //! statements (namespaces, table DDL, users, SHOW, DESCRIBE, EXECUTE AS, USE, FLUSH, KILL, SET)
 //! and returns `None` for everything else, which the engine hands to DataFusion (SELECT, INSERT,
 //! UPDATE, DELETE, EXPLAIN, ...). The parser is one file per statement family over a shared
-//! token [`cursor`], producing the types of [`ast`].
+//! token cursor (`cursor.rs`), producing the types of [`ast`].
 //!
-//! May import: the ground floor and `catalog/` (column types and defaults). Never the shared
-//! state, `tables/`, `jobs/`, `query/`, `engine/` or the front ends.
+//! May import: the ground floor, which includes the catalog's value types (`catalog/types.rs`:
+//! table types, flush policies, column types, defaults). Never `storage/`, the rest of
+//! `catalog/`, `auth/`, the shared state or anything above.
 
 mod admin;
 pub mod ast;

@@ -1,9 +1,10 @@
 //! Recursive-descent parser for KalamDB's own statements (SPEC section 2), both the seed-era
 //! spellings and the `WITH (...)` options: [`parse_tokens`] reads the first words and hands the
-//! statement to its family's parser — [`super::namespaces`], [`super::tables`],
-//! [`super::users`], [`super::admin`] — or returns `None` for DataFusion.
+//! statement to its family's parser — `namespaces.rs`, `tables.rs`, `users.rs`,
+//! `admin.rs` — or returns `None` for DataFusion.
 //!
-//! May import: the ground floor and the rest of `sql/`. Never anything above `sql/`.
+//! May import: the ground floor (with `catalog/types.rs`) and the rest of `sql/`. Never
+//! anything above `sql/`.
 
 use super::admin;
 use super::ast::KalamStatement;
@@ -12,7 +13,7 @@ use super::lexer::{Tok, tokenize};
 use super::namespaces;
 use super::tables;
 use super::users;
-use crate::catalog::TableType;
+use crate::catalog::types::TableType;
 use crate::error::Result;
 
 /// Parses one statement; `Ok(None)` means "not ours, give it to DataFusion".
@@ -83,7 +84,7 @@ pub fn parse_tokens(sql: &str, toks: &[Tok]) -> Result<Option<KalamStatement>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{DefaultValue, FlushPolicy, Literal};
+    use crate::catalog::types::{DefaultValue, FlushPolicy, Literal};
     use crate::sql::ast::CreateTable;
 
     fn create(sql: &str) -> CreateTable {

@@ -8,7 +8,7 @@
 use super::ast::{AlterTableOp, ColumnSpec, CreateTable, KalamStatement};
 use super::cursor::{Cursor, invalid};
 use super::lexer::{Tok, TokKind};
-use crate::catalog::{DefaultValue, FlushPolicy, Literal, SqlType, TableType};
+use crate::catalog::types::{DefaultValue, FlushPolicy, Literal, SqlType, TableType};
 use crate::error::{Error, Result};
 
 /// `DROP [USER|SHARED|STREAM] TABLE [IF EXISTS] t`.

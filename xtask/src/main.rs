@@ -56,7 +56,8 @@ enum Cmd {
     },
     /// Structural checks of src/: no import cycle between files, no file over 800 lines.
     Layers,
-    /// fmt check, clippy, the layer checks, cargo test, and every slt file in every mode.
+    /// fmt check, clippy, rustdoc (broken doc links fail), the layer checks, cargo test, and every
+    /// slt file in every mode.
     Ci,
 }
 
@@ -262,6 +263,7 @@ async fn main() -> std::process::ExitCode {
                     "-D",
                     "warnings",
                 ])
+                && cargo(&["rustdoc", "--lib", "--quiet", "--", "-D", "warnings"])
                 && layers::check(&root())
                 && cargo(&["test", "--workspace"])
                 && run_slt("all", false, None).await
