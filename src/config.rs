@@ -47,6 +47,16 @@ pub struct Config {
     pub max_expression_depth: u64,
     /// Seconds a client has to send a whole request body (default 30).
     pub request_body_timeout_secs: u64,
+    /// The HS256 signing secret of login tokens (SPEC section 7). None: a random secret is
+    /// generated on first start and kept in `<data_dir>/jwt_secret`.
+    pub jwt_secret: Option<String>,
+    /// Lifetime of a login token, in seconds (default 3600; `expires_in` of the login answer).
+    pub jwt_expiry_secs: u64,
+    /// Messages one WebSocket connection may have waiting to be sent (default 1024). A client
+    /// that falls this far behind is sent an error and disconnected; writers never wait for it.
+    pub live_queue_messages: usize,
+    /// Subscriptions one WebSocket connection may hold at once (default 4096).
+    pub max_subscriptions_per_connection: usize,
 }
 
 impl Default for Config {
@@ -66,9 +76,16 @@ impl Default for Config {
             max_result_bytes: 64 << 20,
             max_expression_depth: 256,
             request_body_timeout_secs: 30,
+            jwt_secret: None,
+            jwt_expiry_secs: 3600,
+            live_queue_messages: 1024,
+            max_subscriptions_per_connection: 4096,
         }
     }
 }
+
+/// Longest a login token may live: one year, in seconds.
+pub const MAX_TOKEN_SECS: u64 = 366 * 86_400;
 
 /// The per-statement limits in force for one statement (docs/limits.md): the server's
 /// configuration, lowered by the request's `SET` statements.
@@ -242,8 +259,9 @@ impl Config {
     }
 
     /// Loads `path` if given (TOML with the field names above), then applies `KALAMDB_DATA_DIR`,
-    /// `KALAMDB_BIND`, `KALAMDB_SYNC_WRITES`, `KALAMDB_MAX_SQL_BYTES`, `KALAMDB_ROOT_PASSWORD`
-    /// and `KALAMDB_<KEY>` for every limit of `docs/limits.md`, then checks the limits.
+    /// `KALAMDB_BIND`, `KALAMDB_SYNC_WRITES`, `KALAMDB_MAX_SQL_BYTES`, `KALAMDB_ROOT_PASSWORD`,
+    /// `KALAMDB_JWT_SECRET`, `KALAMDB_JWT_EXPIRY_SECS` and `KALAMDB_<KEY>` for every limit of
+    /// `docs/limits.md`, then checks the values.
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] for an unreadable file, bad TOML, a bad variable value, or a
@@ -280,12 +298,28 @@ impl Config {
             ("max_expression_depth", self.max_expression_depth),
             ("request_body_timeout_secs", self.request_body_timeout_secs),
             ("maintenance_interval_secs", self.maintenance_interval_secs),
+            ("jwt_expiry_secs", self.jwt_expiry_secs),
+            ("live_queue_messages", self.live_queue_messages as u64),
+            (
+                "max_subscriptions_per_connection",
+                self.max_subscriptions_per_connection as u64,
+            ),
         ] {
             if v == 0 {
                 return Err(Error::InvalidParameter(format!(
                     "config {key} must be at least 1"
                 )));
             }
+        }
+        if self.jwt_expiry_secs > MAX_TOKEN_SECS {
+            return Err(Error::InvalidParameter(format!(
+                "config jwt_expiry_secs must be at most {MAX_TOKEN_SECS} (one year)"
+            )));
+        }
+        if self.jwt_secret.as_ref().is_some_and(|s| s.len() < 32) {
+            return Err(Error::InvalidParameter(
+                "config jwt_secret must be at least 32 bytes long".into(),
+            ));
         }
         if let Some(r) = self.rate_limit_per_sec
             && !(r.is_finite() && r > 0.0)
@@ -322,6 +356,16 @@ impl Config {
         if let Some(v) = get("KALAMDB_ROOT_PASSWORD") {
             self.root_password = Some(v);
         }
+        if let Some(v) = get("KALAMDB_JWT_SECRET") {
+            self.jwt_secret = Some(v);
+        }
+        if let Some(v) = get("KALAMDB_LIVE_QUEUE_MESSAGES") {
+            self.live_queue_messages = parse("KALAMDB_LIVE_QUEUE_MESSAGES", &v)?;
+        }
+        if let Some(v) = get("KALAMDB_MAX_SUBSCRIPTIONS_PER_CONNECTION") {
+            self.max_subscriptions_per_connection =
+                parse("KALAMDB_MAX_SUBSCRIPTIONS_PER_CONNECTION", &v)?;
+        }
         for (key, slot) in [
             (
                 "KALAMDB_STATEMENT_TIMEOUT_MS",
@@ -341,6 +385,7 @@ impl Config {
                 "KALAMDB_REQUEST_BODY_TIMEOUT_SECS",
                 &mut self.request_body_timeout_secs,
             ),
+            ("KALAMDB_JWT_EXPIRY_SECS", &mut self.jwt_expiry_secs),
         ] {
             if let Some(v) = get(key) {
                 *slot = parse(key, &v)?;

@@ -32,6 +32,11 @@ pub fn next_seq() -> u64 {
     }
 }
 
+/// The last id handed out (or observed); every later [`next_seq`] is greater.
+pub fn last_seq() -> u64 {
+    LAST.load(Ordering::Acquire)
+}
+
 /// Raises the generator so later ids exceed `seq` (called with the persisted high-water mark).
 pub fn observe(seq: u64) {
     LAST.fetch_max(seq, Ordering::AcqRel);

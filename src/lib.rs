@@ -4,9 +4,9 @@
 //!
 //! Layers, bottom up (each file imports only files below it; `cargo xtask layers` checks there
 //! is no cycle): the ground floor (`error`, `ids`, `config`, `control`, `session`, `result`,
-//! `functions`, `catalog::types`); `sql/`; `storage/`; `catalog/` and `auth/`; `state`; `jobs/`;
-//! `tables/`; `query/`; `engine/`; the front ends (`server/`, `client`, `slt`, `process`,
-//! `torture`).
+//! `functions`, `catalog::types`); `sql/`; `storage/`; `catalog/`, `auth/` and the live-query
+//! routing core (`live/`); `state`; `jobs/`; `tables/`; `query/`; `engine/`; the front ends
+//! (`server/`, `client`, `slt`, `process`, `torture`).
 //! See `docs/architecture.md`.
 //!
 //! This root owns only the module list, the re-exports and the crate-wide lints; it imports
@@ -40,6 +40,7 @@ pub mod error;
 pub mod functions;
 pub mod ids;
 pub mod jobs;
+pub mod live;
 pub mod process;
 pub mod query;
 pub mod result;

@@ -43,12 +43,14 @@ enum Cmd {
         #[arg(long)]
         bind: Option<String>,
     },
-    /// Run SQL against a server: one-shot with -c, else read statements from stdin.
+    /// Run SQL against a server: one-shot with -c, else read statements from stdin. Logs in
+    /// for a token first. `\subscribe SELECT …` prints the query's rows, then every change
+    /// as it arrives (Ctrl-C ends it).
     Sql {
         /// Server URL.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         url: String,
-        /// User name for Basic auth (password from KALAMDB_PASSWORD).
+        /// User name (password from KALAMDB_PASSWORD); root on loopback needs none.
         #[arg(short = 'u', long)]
         user: Option<String>,
         /// SQL to run.
@@ -104,6 +106,59 @@ fn print_results(results: &[kalamdb::client::RemoteResult]) {
     }
 }
 
+/// Prints one live-query message; false once the subscription has ended.
+fn print_live(v: &serde_json::Value) -> bool {
+    let text = |k: &str| {
+        v.get(k)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+    };
+    let rows = |k: &str| {
+        v.get(k)
+            .and_then(serde_json::Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    match text("type") {
+        "auth_success" => println!("-- connected as {}", text("user_id")),
+        "subscription_ack" => println!(
+            "-- subscribed: {} row(s); waiting for changes (Ctrl-C to stop)",
+            v.get("total_rows").unwrap_or(&serde_json::Value::Null)
+        ),
+        "initial_data_batch" => rows("rows").iter().for_each(|r| println!("[row]    {r}")),
+        "change" => {
+            let kind = text("change_type");
+            for (i, r) in rows("rows").iter().enumerate() {
+                match rows("old_values").get(i) {
+                    Some(old) => println!("[{kind}] {r} (was {old})"),
+                    None => println!("[{kind}] {r}"),
+                }
+            }
+            if kind == "delete" {
+                rows("old_values")
+                    .iter()
+                    .for_each(|r| println!("[delete] {r}"));
+            }
+        }
+        "error" => {
+            eprintln!("error: {} {}", text("code"), text("message"));
+            return false;
+        }
+        _ => {}
+    }
+    true
+}
+
+/// Runs one line of `kalamdb sql`: `\subscribe SELECT …` or SQL statements.
+async fn run_line(client: &Client, line: &str) -> kalamdb::Result<()> {
+    if let Some(select) = line.trim().strip_prefix("\\subscribe") {
+        let select = select.trim().trim_end_matches(';');
+        return client.subscribe(select, print_live).await;
+    }
+    print_results(&client.sql(line).await?);
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
@@ -138,10 +193,10 @@ async fn main() -> std::process::ExitCode {
             Cmd::Sql { url, user, command } => {
                 let creds =
                     user.map(|u| (u, std::env::var("KALAMDB_PASSWORD").unwrap_or_default()));
-                let client = Client::new(&url, creds);
+                let mut client = Client::new(&url, creds);
+                client.login().await?;
                 if let Some(sql) = command {
-                    print_results(&client.sql(&sql).await?);
-                    return Ok(());
+                    return run_line(&client, &sql).await;
                 }
                 let stdin = std::io::stdin();
                 let mut buf = String::new();
@@ -151,10 +206,10 @@ async fn main() -> std::process::ExitCode {
                     let line = line?;
                     buf.push_str(&line);
                     buf.push('\n');
-                    if line.trim_end().ends_with(';') {
-                        match client.sql(&buf).await {
-                            Ok(r) => print_results(&r),
-                            Err(e) => eprintln!("{e}"),
+                    let subscribe = buf.trim_start().starts_with("\\subscribe");
+                    if line.trim_end().ends_with(';') || subscribe {
+                        if let Err(e) = run_line(&client, &buf).await {
+                            eprintln!("{e}");
                         }
                         buf.clear();
                     }

@@ -26,6 +26,18 @@ impl ServerProcess {
     /// # Errors
     /// [`Error::Internal`] when the process cannot start, exits, or never becomes healthy.
     pub async fn start(binary: &Path, data_dir: &Path) -> Result<ServerProcess> {
+        ServerProcess::start_with_env(binary, data_dir, &[]).await
+    }
+
+    /// [`ServerProcess::start`] with extra environment variables (`KALAMDB_*` settings).
+    ///
+    /// # Errors
+    /// As [`ServerProcess::start`].
+    pub async fn start_with_env(
+        binary: &Path,
+        data_dir: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<ServerProcess> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -35,6 +47,7 @@ impl ServerProcess {
             .arg(data_dir)
             .args(["--bind", &bind])
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

@@ -166,7 +166,9 @@ pub fn build_batch(
     Ok(RecordBatch::try_new(schema, arrays)?)
 }
 
-fn int(v: i64) -> Value {
+/// A 64-bit integer as JSON: a number within ±(2^53 - 1), else a string of its digits, so no
+/// client parses it into a different value (SPEC section 7).
+pub fn json_int(v: i64) -> Value {
     if (-MAX_SAFE_INT..=MAX_SAFE_INT).contains(&v) {
         Value::from(v)
     } else {
@@ -192,13 +194,13 @@ pub fn json_value(a: &dyn Array, r: usize) -> Value {
     }
     match a.data_type() {
         DataType::Boolean => Value::Bool(a.as_boolean().value(r)),
-        DataType::Int8 => int(a.as_primitive::<Int8Type>().value(r).into()),
-        DataType::Int16 => int(a.as_primitive::<Int16Type>().value(r).into()),
-        DataType::Int32 => int(a.as_primitive::<Int32Type>().value(r).into()),
-        DataType::Int64 => int(a.as_primitive::<Int64Type>().value(r)),
-        DataType::UInt8 => int(a.as_primitive::<UInt8Type>().value(r).into()),
-        DataType::UInt16 => int(a.as_primitive::<UInt16Type>().value(r).into()),
-        DataType::UInt32 => int(a.as_primitive::<UInt32Type>().value(r).into()),
+        DataType::Int8 => json_int(a.as_primitive::<Int8Type>().value(r).into()),
+        DataType::Int16 => json_int(a.as_primitive::<Int16Type>().value(r).into()),
+        DataType::Int32 => json_int(a.as_primitive::<Int32Type>().value(r).into()),
+        DataType::Int64 => json_int(a.as_primitive::<Int64Type>().value(r)),
+        DataType::UInt8 => json_int(a.as_primitive::<UInt8Type>().value(r).into()),
+        DataType::UInt16 => json_int(a.as_primitive::<UInt16Type>().value(r).into()),
+        DataType::UInt32 => json_int(a.as_primitive::<UInt32Type>().value(r).into()),
         DataType::UInt64 => {
             let v = a.as_primitive::<UInt64Type>().value(r);
             if v <= MAX_SAFE_INT as u64 {

@@ -1,21 +1,24 @@
 //! The shared state of one open data directory ([`Core`]): the RocksDB store, the catalog, the
-//! users, the job registry, the cold store, the configuration, and the per-table write locks.
+//! users and their login tokens, the job registry, the live-query registry, the cold store, the
+//! configuration, and the per-table write locks.
 //! Everything above it (table providers, jobs, the query bridge, the engine) holds an
 //! `Arc<Core>`.
 //!
 //! May import: the ground floor (`config`, `error`, `ids`, `session`), `storage/`, `catalog/`,
-//! `auth/` and the job records (`jobs::registry`). Never the table providers, the job logic,
-//! `query/`, `engine/` or the front ends.
+//! `auth/`, the job records (`jobs::registry`) and the live-query registry (`live/`). Never the
+//! table providers, the job logic, `query/`, `engine/` or the front ends.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use crate::auth::Users;
+use crate::auth::token::Tokens;
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::jobs::registry::Jobs;
+use crate::live::LiveRegistry;
 use crate::storage::cold::ColdStore;
 use crate::storage::{Batch, CF_META, Store};
 
@@ -29,6 +32,10 @@ pub struct Core {
     pub(crate) catalog: Catalog,
     /// Users.
     pub(crate) users: Users,
+    /// Login tokens (signing and checking).
+    pub(crate) tokens: Tokens,
+    /// Live-query connections and subscriptions; the write path publishes changes to it.
+    pub(crate) live: Arc<LiveRegistry>,
     /// The configuration the engine was opened with.
     pub(crate) config: Config,
     /// When this data directory was first opened (ms since the Unix epoch).
@@ -103,12 +110,19 @@ impl Core {
         };
         let catalog = Catalog::load(store.clone())?;
         let users = Users::open(store.clone(), config.root_password.as_deref())?;
+        let tokens = Tokens::open(&store, config.jwt_secret.as_deref(), config.jwt_expiry_secs)?;
+        let live = Arc::new(LiveRegistry::new(
+            config.live_queue_messages,
+            config.max_subscriptions_per_connection,
+        ));
         let cold = ColdStore::local(&config.data_dir.join("storage"))?;
         let jobs = Jobs::open(store.clone())?;
         Ok(Core {
             store,
             catalog,
             users,
+            tokens,
+            live,
             config,
             created_at,
             cold,

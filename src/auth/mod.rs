@@ -4,14 +4,27 @@
 //! `CREATE USER 'alice'` is the user id. `root` (role `system`) is created on first start without
 //! a password; while it has none, root may connect from a loopback address without one.
 //!
+//! A verified Basic credential is cached for [`CREDENTIAL_CACHE_SECS`] under the user id and a
+//! keyed hash of the presented password (never the password), so a client sending Basic auth
+//! on every request pays for one argon2 verification, not one per request. The entry holds the
+//! user's credential version and is dropped by every change of the user record; a wrong password
+//! is never cached and is verified the slow way every time. Login tokens are in [`token`].
+//!
 //! May import: the ground floor and `storage/`. Never `catalog/`, the shared state or anything above.
 
-use std::sync::Arc;
+pub mod token;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use argon2::Argon2;
 use argon2::password_hash::{
     PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
 };
+use blake2::Blake2bMac;
+use blake2::digest::Mac;
+use blake2::digest::consts::U32;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -40,6 +53,98 @@ pub struct UserRecord {
     pub updated_at: i64,
     /// Set by DROP USER (soft delete); login is refused afterwards.
     pub deleted_at: Option<i64>,
+    /// The credential version: raised by [`Users::put`] whenever the password or role changes
+    /// or the user is dropped. Tokens and cached credentials of an older version stop working.
+    #[serde(default)]
+    pub auth_version: u64,
+}
+
+/// How long a verified Basic credential is cached, in seconds.
+pub const CREDENTIAL_CACHE_SECS: u64 = 60;
+
+/// Most cached credentials at once; when full, expired entries go first, then everything.
+const CREDENTIAL_CACHE_ENTRIES: usize = 10_000;
+
+/// A verified credential: the keyed hash of the password, the credential version it was
+/// verified against, and when the entry expires.
+#[derive(Debug, Clone)]
+struct Cached {
+    digest: [u8; 32],
+    version: u64,
+    expires: Instant,
+}
+
+/// The verified-credential cache (see the module docs).
+struct CredentialCache {
+    /// Random per process: a digest is useless outside it.
+    key: [u8; 32],
+    entries: Mutex<HashMap<String, Cached>>,
+}
+
+impl std::fmt::Debug for CredentialCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CredentialCache")
+    }
+}
+
+impl CredentialCache {
+    fn new() -> CredentialCache {
+        use argon2::password_hash::rand_core::RngCore;
+        let mut key = [0u8; 32];
+        OsRng.fill_bytes(&mut key);
+        CredentialCache {
+            key,
+            entries: Mutex::default(),
+        }
+    }
+
+    fn digest(&self, user_id: &str, password: &str) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        if let Ok(mut mac) = <Blake2bMac<U32> as Mac>::new_from_slice(&self.key) {
+            mac.update(user_id.as_bytes());
+            mac.update(&[0]);
+            mac.update(password.as_bytes());
+            out.copy_from_slice(&mac.finalize().into_bytes());
+        }
+        out
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// True if `digest` was verified for `user` at credential version `version` and has not expired.
+    fn hit(&self, user: &str, digest: &[u8; 32], version: u64) -> bool {
+        self.entries().get(user).is_some_and(|c| {
+            c.version == version && c.expires > Instant::now() && &c.digest == digest
+        })
+    }
+
+    fn insert(&self, user: &str, digest: [u8; 32], version: u64) {
+        let now = Instant::now();
+        let mut entries = self.entries();
+        if entries.len() >= CREDENTIAL_CACHE_ENTRIES {
+            entries.retain(|_, c| c.expires > now);
+            if entries.len() >= CREDENTIAL_CACHE_ENTRIES {
+                entries.clear();
+            }
+        }
+        let expires = now
+            .checked_add(Duration::from_secs(CREDENTIAL_CACHE_SECS))
+            .unwrap_or(now);
+        entries.insert(
+            user.to_string(),
+            Cached {
+                digest,
+                version,
+                expires,
+            },
+        );
+    }
+
+    fn forget(&self, user: &str) {
+        self.entries().remove(user);
+    }
 }
 
 /// Checks a user id: `^[a-z][a-z0-9_-]*$`, at most 64 characters.
@@ -93,12 +198,26 @@ fn user_key(id: &str) -> Vec<u8> {
 #[derive(Debug, Clone)]
 pub struct Users {
     store: Arc<Store>,
+    cache: Arc<CredentialCache>,
+}
+
+/// True when `new` changes what authenticates `old`: the password, the role, or being dropped.
+fn credentials_differ(old: &UserRecord, new: &UserRecord) -> bool {
+    old.password_hash != new.password_hash
+        || old.role != new.role
+        || old.deleted_at.is_some() != new.deleted_at.is_some()
 }
 
 impl Users {
     /// Opens the directory, creating `root` if missing and applying `root_password` if given.
+    ///
+    /// # Errors
+    /// Storage failures and unreadable records.
     pub fn open(store: Arc<Store>, root_password: Option<&str>) -> Result<Users> {
-        let users = Users { store };
+        let users = Users {
+            store,
+            cache: Arc::new(CredentialCache::new()),
+        };
         let now = crate::ids::now_millis();
         let mut root = match users.get(ROOT_USER)? {
             Some(r) => r,
@@ -111,6 +230,7 @@ impl Users {
                 created_at: now,
                 updated_at: now,
                 deleted_at: None,
+                auth_version: 0,
             },
         };
         if let Some(p) = root_password
@@ -144,9 +264,23 @@ impl Users {
         }
     }
 
-    /// Writes a user record.
+    /// Writes a user record. When it changes the password, the role or drops the user, the
+    /// credential version is raised (ending the user's tokens); any change forgets the user's
+    /// cached credential.
+    ///
+    /// # Errors
+    /// Storage failures.
     pub fn put(&self, u: &UserRecord) -> Result<()> {
-        self.store.put_meta(&user_key(&u.user_id), u)
+        let mut u = u.clone();
+        if let Some(old) = self.get(&u.user_id)? {
+            u.auth_version = old.auth_version;
+            if credentials_differ(&old, &u) {
+                u.auth_version = old.auth_version.saturating_add(1);
+            }
+        }
+        self.store.put_meta(&user_key(&u.user_id), &u)?;
+        self.cache.forget(&u.user_id);
+        Ok(())
     }
 
     /// Every user, ordered by id.
@@ -166,20 +300,75 @@ impl Users {
     /// [`Error::Unauthorized`] for an unknown or dropped user or a wrong password (one message for
     /// all, so the response does not reveal which).
     pub fn authenticate(&self, username: &str, password: &str, loopback: bool) -> Result<Session> {
+        self.verify_credentials(username, password, loopback)
+            .map(|u| Session::new(u.user_id, u.role))
+    }
+
+    /// [`Users::authenticate`], returning the whole record. A password verified in the last
+    /// [`CREDENTIAL_CACHE_SECS`] at the same credential version is accepted from the cache.
+    ///
+    /// # Errors
+    /// As [`Users::authenticate`].
+    pub fn verify_credentials(
+        &self,
+        username: &str,
+        password: &str,
+        loopback: bool,
+    ) -> Result<UserRecord> {
         let denied = || Error::Unauthorized("invalid username or password".into());
         let user = self
             .get(username)?
             .filter(|u| u.deleted_at.is_none())
             .ok_or_else(denied)?;
         let ok = match &user.password_hash {
-            Some(h) => verify_password(password, h),
+            Some(h) => {
+                let digest = self.cache.digest(&user.user_id, password);
+                if self.cache.hit(&user.user_id, &digest, user.auth_version) {
+                    true
+                } else if verify_password(password, h) {
+                    self.cache.insert(&user.user_id, digest, user.auth_version);
+                    true
+                } else {
+                    false
+                }
+            }
             None => user.user_id == ROOT_USER && loopback,
         };
-        if ok {
-            Ok(Session::new(user.user_id, user.role))
-        } else {
-            Err(denied())
+        if ok { Ok(user) } else { Err(denied()) }
+    }
+
+    /// The session of a login token and its expiry (seconds since the Unix epoch): valid
+    /// signature and expiry ([`token::Tokens::verify`]), and a user who still exists with the
+    /// token's role and credential version.
+    ///
+    /// # Errors
+    /// [`Error::Unauthorized`] for an invalid, expired or revoked token.
+    pub fn authenticate_token(&self, tokens: &token::Tokens, jwt: &str) -> Result<(Session, u64)> {
+        let claims = tokens.verify(jwt)?;
+        match self.get(&claims.sub)? {
+            Some(u)
+                if u.deleted_at.is_none()
+                    && u.role == claims.role
+                    && u.auth_version == claims.ver =>
+            {
+                Ok((Session::new(u.user_id, u.role), claims.exp))
+            }
+            _ => Err(Error::Unauthorized(
+                "token revoked: the user was dropped or its password or role changed; log in again"
+                    .into(),
+            )),
         }
+    }
+
+    /// The current credential version of a live user (None when unknown or dropped).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn auth_version(&self, user_id: &str) -> Result<Option<u64>> {
+        Ok(self
+            .get(user_id)?
+            .filter(|u| u.deleted_at.is_none())
+            .map(|u| u.auth_version))
     }
 
     /// Root without credentials: allowed only from loopback while root has no password.

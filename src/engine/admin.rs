@@ -78,14 +78,14 @@ pub fn kill_job(core: &Core, id: &str, session: &Session) -> Result<QueryResult>
     Ok(QueryResult::message(core.jobs.kill(id)?, 0))
 }
 
-/// `KILL LIVE QUERY 'id'` (no subscriptions exist until the WebSocket lands).
+/// `KILL LIVE QUERY 'live_id'`: ends the subscription; its client gets an `error` with code
+/// `LIVE_QUERY_KILLED`. A `user` may kill only its own; dba and system any.
 ///
 /// # Errors
-/// Always `INVALID_PARAMETER`: the live query does not exist.
-pub fn kill_live_query(id: &str) -> Result<QueryResult> {
-    Err(Error::InvalidParameter(format!(
-        "live query '{id}' does not exist"
-    )))
+/// `INVALID_PARAMETER` when no such live query exists (or it is another user's).
+pub fn kill_live_query(core: &Core, id: &str, session: &Session) -> Result<QueryResult> {
+    core.live.kill(id, session)?;
+    Ok(QueryResult::message(format!("Live query '{id}' killed"), 1))
 }
 
 /// `SHOW STATS FOR TABLE t`: hot and cold rows, files, bytes, last flush, schema version; the

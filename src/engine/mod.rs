@@ -13,6 +13,7 @@
 //! the shared state, `jobs/` and `query/`. Never `server/`, `client`, `slt` or the binaries.
 
 mod admin;
+mod live;
 mod maintenance;
 mod namespaces;
 mod tables;
@@ -23,6 +24,8 @@ mod users;
 use std::sync::Arc;
 
 use datafusion::scalar::ScalarValue;
+
+pub use live::Authenticated;
 
 use crate::auth::Users;
 use crate::config::Config;
@@ -301,7 +304,7 @@ impl Executor {
             KalamStatement::FlushTable(name) => admin::flush_table(core, &name, session),
             KalamStatement::FlushAll(ns) => admin::flush_all(core, ns.as_deref(), session),
             KalamStatement::KillJob(id) => admin::kill_job(core, &id, session),
-            KalamStatement::KillLiveQuery(id) => admin::kill_live_query(&id),
+            KalamStatement::KillLiveQuery(id) => admin::kill_live_query(core, &id, session),
             KalamStatement::ShowStats(name) => admin::show_stats(core, &name, session),
             KalamStatement::Set { name, value } => admin::set(core, &name, &value, session),
             KalamStatement::ShowSetting(name) => admin::show_setting(core, &name, session),

@@ -239,7 +239,11 @@ pub fn alter(
     t.schema_version = version;
     t.updated_at = crate::ids::now_millis();
     let q = t.qualified();
+    let (ns, table) = (t.namespace.clone(), t.name.clone());
     core.catalog.put_table(t)?;
+    if let Some(def) = core.catalog.table(&ns, &table) {
+        core.live.table_altered(&def);
+    }
     Ok(QueryResult::message(
         format!("Table '{q}' altered (schema version {version})"),
         0,
@@ -387,6 +391,7 @@ pub async fn drop_data(core: &Core, t: &TableDef) -> Result<(u64, u64)> {
         cold::delete_table_records(&mut b, &core.store, t.id);
         core.store.write(b)?;
         core.catalog.forget_table(&t.namespace, &t.name);
+        core.live.table_dropped(t);
     }
     // A crash here leaves files no manifest names; start-up removes them.
     for f in &files {

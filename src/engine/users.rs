@@ -51,6 +51,7 @@ pub fn create(
         created_at: now,
         updated_at: now,
         deleted_at: None,
+        auth_version: 0,
     })?;
     Ok(QueryResult::message(format!("User '{user_id}' created"), 0))
 }
@@ -88,6 +89,8 @@ pub fn alter(
     }
     u.updated_at = crate::ids::now_millis();
     core.users.put(&u)?;
+    core.live
+        .user_changed(user_id, core.users.auth_version(user_id)?);
     Ok(QueryResult::message(format!("User '{user_id}' altered"), 0))
 }
 
@@ -120,6 +123,7 @@ pub fn drop(core: &Core, user_id: &str, if_exists: bool, session: &Session) -> R
     }
     u.deleted_at = Some(crate::ids::now_millis());
     core.users.put(&u)?;
+    core.live.user_changed(user_id, None);
     Ok(QueryResult::message(format!("User '{user_id}' dropped"), 0))
 }
 

@@ -94,7 +94,7 @@ impl Bridge {
 
     /// A `SessionContext` for one statement, with the `kalam` catalog bound to `session`, a
     /// memory pool of `limits.statement_memory_bytes`, and `control` for the write path.
-    fn context(
+    pub(super) fn context(
         &self,
         session: &Session,
         with_system_columns: bool,
@@ -301,7 +301,7 @@ impl Bridge {
 }
 
 /// Whether a statement's tokens mention `_seq`, `_updated` or `_deleted` anywhere.
-fn mentions_system_columns(toks: &[Tok]) -> bool {
+pub(super) fn mentions_system_columns(toks: &[Tok]) -> bool {
     toks.iter().any(|t| match &t.kind {
         TokKind::Word(w) | TokKind::QuotedIdent(w) => is_system_column(&w.to_ascii_lowercase()),
         _ => false,
@@ -353,7 +353,7 @@ fn first_count(batches: &[RecordBatch]) -> usize {
 
 /// sqlparser reads `CURRENT_USER` as a parameterless keyword and rejects `CURRENT_USER()`, the
 /// SPEC's spelling; rewrite the call form to the keyword form (same function).
-fn normalize_current_user<'a>(sql: &'a str, toks: &[Tok]) -> std::borrow::Cow<'a, str> {
+pub(super) fn normalize_current_user<'a>(sql: &'a str, toks: &[Tok]) -> std::borrow::Cow<'a, str> {
     let mut cuts = Vec::new();
     for w in toks.windows(3) {
         if let [name, open, close] = w

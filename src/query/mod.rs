@@ -1,7 +1,8 @@
 //! The DataFusion bridge's safety layer: where statements run ([`runtime`]), what a plan may do
 //! ([`guard`]), UPDATE/DELETE with their exact predicate ([`dml`]), operators that always
 //! yield their thread ([`coop`]), integer arithmetic that fails instead of wrapping
-//! ([`checked`]) and string functions that cannot build unbounded values ([`bounded`]).
+//! ([`checked`]), string functions that cannot build unbounded values ([`bounded`]) and the
+//! planning of live queries ([`live`]).
 //!
 //! May import the ground floor, `catalog/`, `storage/` and `tables/`; never `engine`, `server/`
 //! or the front ends.
@@ -13,4 +14,5 @@ pub mod checked;
 pub mod coop;
 pub mod dml;
 pub mod guard;
+pub mod live;
 pub mod runtime;

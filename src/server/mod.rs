@@ -1,6 +1,8 @@
-//! The HTTP front end (SPEC section 7): `GET /v1/api/healthcheck` and `POST /v1/api/sql`.
-//! A thin adapter over [`Engine::execute_with_params`]: it authenticates, decodes the request,
-//! and shapes the JSON. Every error leaves as `{"status":"error", ...}` with the SPEC status.
+//! The HTTP front end (SPEC section 7): `GET /v1/api/healthcheck`, `POST /v1/api/auth/login`,
+//! `POST /v1/api/sql` and the live-query WebSocket `GET /v1/ws` (`ws.rs`).
+//! A thin adapter over [`Engine::execute_with_params`] and the engine's live-query calls: it
+//! authenticates (Basic or Bearer), decodes the request, and shapes the JSON. Every error
+//! leaves as `{"status":"error", ...}` with the SPEC status.
 //!
 //! May import: the engine's public surface and the ground floor. Nothing imports it but the binary.
 
@@ -18,10 +20,15 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::engine::Engine;
+use crate::engine::{Authenticated, Engine};
 use crate::error::{Error, Result};
 use crate::result::QueryResult;
 use crate::session::Session;
+
+mod ws;
+
+/// Largest `POST /v1/api/auth/login` body, in bytes.
+const LOGIN_BODY_BYTES: usize = 16 * 1024;
 
 /// The API version reported by the healthcheck.
 pub const API_VERSION: &str = "v1";
@@ -152,6 +159,11 @@ pub fn router(engine: Arc<Engine>) -> Router {
     Router::new()
         .route("/v1/api/healthcheck", get(healthcheck))
         .route("/v1/api/sql", post(sql))
+        .route(
+            "/v1/api/auth/login",
+            post(login).layer(DefaultBodyLimit::max(LOGIN_BODY_BYTES)),
+        )
+        .route("/v1/ws", get(ws::upgrade))
         .layer(DefaultBodyLimit::disable())
         .with_state(AppState {
             engine,
@@ -165,33 +177,88 @@ async fn healthcheck() -> impl IntoResponse {
     )
 }
 
-fn authenticate(engine: &Engine, headers: &HeaderMap, peer: SocketAddr) -> Result<Session> {
-    let loopback = peer.ip().is_loopback();
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return engine.users().anonymous_root(loopback);
-    };
+/// The caller named by the `Authorization` header (`Basic` or `Bearer`); None without one.
+pub(crate) fn authenticate_header(
+    engine: &Engine,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+) -> Option<Result<Authenticated>> {
+    let value = headers.get(header::AUTHORIZATION)?;
+    Some(authenticate_value(engine, value, peer.ip().is_loopback()))
+}
+
+fn authenticate_value(
+    engine: &Engine,
+    value: &header::HeaderValue,
+    loopback: bool,
+) -> Result<Authenticated> {
     let value = value
         .to_str()
         .map_err(|_| Error::Unauthorized("malformed Authorization header".into()))?;
     if let Some(b64) = value.strip_prefix("Basic ") {
+        let malformed = || Error::Unauthorized("malformed Basic credentials".into());
         let raw = base64::engine::general_purpose::STANDARD
             .decode(b64.trim())
-            .map_err(|_| Error::Unauthorized("malformed Basic credentials".into()))?;
-        let text = String::from_utf8(raw)
-            .map_err(|_| Error::Unauthorized("malformed Basic credentials".into()))?;
-        let (user, pass) = text
-            .split_once(':')
-            .ok_or_else(|| Error::Unauthorized("malformed Basic credentials".into()))?;
-        return engine.users().authenticate(user, pass, loopback);
+            .map_err(|_| malformed())?;
+        let text = String::from_utf8(raw).map_err(|_| malformed())?;
+        let (user, pass) = text.split_once(':').ok_or_else(malformed)?;
+        return Ok(Authenticated {
+            session: engine.users().authenticate(user, pass, loopback)?,
+            expires_at: None,
+        });
     }
-    if value.starts_with("Bearer ") {
-        return Err(Error::Unauthorized(
-            "Bearer tokens are not supported yet; use Basic auth".into(),
-        ));
+    if let Some(token) = value.strip_prefix("Bearer ") {
+        return engine.authenticate_token(token.trim());
     }
     Err(Error::Unauthorized(
-        "unsupported Authorization scheme: use Basic".into(),
+        "unsupported Authorization scheme: use Basic or Bearer".into(),
     ))
+}
+
+/// The session of an HTTP request: its `Authorization` header, else root on loopback while
+/// root has no password.
+fn authenticate(engine: &Engine, headers: &HeaderMap, peer: SocketAddr) -> Result<Session> {
+    match authenticate_header(engine, headers, peer) {
+        Some(auth) => auth.map(|a| a.session),
+        None => engine.users().anonymous_root(peer.ip().is_loopback()),
+    }
+}
+
+/// The body of `POST /v1/api/auth/login`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+/// `POST /v1/api/auth/login`: `{"username","password"}` → `{"access_token","token_type",
+/// "expires_in"}`, or 401 `UNAUTHORIZED`.
+async fn login(
+    State(AppState { engine, .. }): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let req: LoginRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            let e = Error::InvalidParameter(format!(
+                "invalid login request: {e} (expected {{\"username\": …, \"password\": …}})"
+            ));
+            return error_response(&e, started);
+        }
+    };
+    // Password verification is deliberately slow (argon2): keep it off the I/O threads.
+    let loopback = peer.ip().is_loopback();
+    let issued =
+        tokio::task::spawn_blocking(move || engine.login(&req.username, &req.password, loopback))
+            .await
+            .unwrap_or_else(|_| Err(Error::Internal("login failed unexpectedly".into())));
+    match issued {
+        Ok(t) => axum::Json(t).into_response(),
+        Err(e) => error_response(&e, started),
+    }
 }
 
 async fn sql(

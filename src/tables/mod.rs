@@ -98,7 +98,14 @@ impl KalamTable {
         })
     }
 
-    fn partition(&self) -> &str {
+    /// The table's definition.
+    pub fn def(&self) -> &Arc<TableDef> {
+        &self.def
+    }
+
+    /// The partition this provider reads and writes: the session's effective user for
+    /// USER/STREAM tables, `""` for SHARED.
+    pub fn partition(&self) -> &str {
         if self.def.table_type.is_partitioned() {
             &self.session.user_id
         } else {
@@ -141,7 +148,11 @@ fn reject_subqueries(e: &Expr) -> Result<()> {
     Ok(())
 }
 
-fn strip_qualifiers(e: Expr) -> Result<Expr> {
+/// `e` with every column reference unqualified (`t.a` → `a`).
+///
+/// # Errors
+/// None in practice (the rewrite cannot fail).
+pub(crate) fn strip_qualifiers(e: Expr) -> Result<Expr> {
     Ok(e.transform(|n| {
         Ok(match n {
             Expr::Column(c) if c.relation.is_some() => Transformed::yes(Expr::Column(

@@ -26,6 +26,9 @@ use crate::storage::hot::{PartitionRows, batch_of, decode_hot};
 
 use super::{KalamTable, reject_subqueries, strip_qualifiers};
 
+/// The live cold files of a partition, each with its deletion vector (sorted row numbers).
+type ColdFiles = Vec<(cold::FileEntry, Vec<u32>)>;
+
 impl KalamTable {
     /// Reads the partition's live rows (and tombstones if `include_deleted`), with columns
     /// `columns` (indices into the full user+system schema): hot rows, then every live cold
@@ -37,29 +40,75 @@ impl KalamTable {
         include_deleted: bool,
         pruning: Option<&PruningPredicate>,
     ) -> Result<PartitionRows> {
-        let prefix = self.prefix();
-        let (mut out, files) = {
-            let view = self.core.store.view();
-            let layout = self.def.hot_layout(columns, crate::ids::now_millis())?;
-            let hot = decode_hot(&layout, &view, &prefix, include_deleted)?;
-            let mut files = Vec::new();
-            if self.def.table_type != TableType::Stream {
-                let mut entries = cold::manifest(&view, self.def.id, Some(self.partition()))?;
-                if let Some(p) = pruning {
-                    let keep = p.prune(&FileStatistics {
-                        def: &self.def,
-                        files: &entries,
-                    })?;
-                    let mut keep = keep.into_iter();
-                    entries.retain(|_| keep.next().unwrap_or(true));
-                }
-                for f in entries {
-                    let dv = cold::deletion_vector(&view, self.def.id, f.file_id)?;
-                    files.push((f, dv));
-                }
-            }
-            (hot, files)
+        let (hot, files) = self.read_snapshot(columns, include_deleted, pruning)?;
+        self.read_cold(hot, files, columns, include_deleted).await
+    }
+
+    /// A live query's initial data: takes the table's write lock, runs `register` (which adds
+    /// the subscription to the live routes) and opens the snapshot in the same hold, then reads
+    /// every column of the partition. Every write committed before the snapshot is in the rows;
+    /// every later one reaches the registered subscription as a change: none is missed or seen
+    /// twice. `include_deleted` adds tombstones (a resume needs them). Returns what `register`
+    /// returned and the rows.
+    ///
+    /// # Errors
+    /// `register`'s error (nothing is read then), storage and decoding errors.
+    pub async fn read_subscribed<R>(
+        &self,
+        include_deleted: bool,
+        register: impl FnOnce(&TableDef) -> Result<R>,
+    ) -> Result<(R, PartitionRows)> {
+        let all: Vec<usize> = (0..self.def.arrow_schema(true).fields().len()).collect();
+        let (registered, (hot, files)) = {
+            let _guard = self.core.table_lock(self.def.id).lock_owned().await;
+            let registered = register(&self.def)?;
+            (registered, self.read_snapshot(&all, include_deleted, None)?)
         };
+        Ok((
+            registered,
+            self.read_cold(hot, files, &all, include_deleted).await?,
+        ))
+    }
+
+    /// The hot rows and the live cold files (with their deletion vectors) of the partition,
+    /// from one RocksDB snapshot.
+    fn read_snapshot(
+        &self,
+        columns: &[usize],
+        include_deleted: bool,
+        pruning: Option<&PruningPredicate>,
+    ) -> Result<(PartitionRows, ColdFiles)> {
+        let view = self.core.store.view();
+        let layout = self.def.hot_layout(columns, crate::ids::now_millis())?;
+        let hot = decode_hot(&layout, &view, &self.prefix(), include_deleted)?;
+        let mut files = Vec::new();
+        if self.def.table_type != TableType::Stream {
+            let mut entries = cold::manifest(&view, self.def.id, Some(self.partition()))?;
+            if let Some(p) = pruning {
+                let keep = p.prune(&FileStatistics {
+                    def: &self.def,
+                    files: &entries,
+                })?;
+                let mut keep = keep.into_iter();
+                entries.retain(|_| keep.next().unwrap_or(true));
+            }
+            for f in entries {
+                let dv = cold::deletion_vector(&view, self.def.id, f.file_id)?;
+                files.push((f, dv));
+            }
+        }
+        Ok((hot, files))
+    }
+
+    /// Appends the live rows of `files` (from [`KalamTable::read_snapshot`]) to `out`.
+    async fn read_cold(
+        &self,
+        mut out: PartitionRows,
+        files: ColdFiles,
+        columns: &[usize],
+        include_deleted: bool,
+    ) -> Result<PartitionRows> {
+        let prefix = self.prefix();
         for (f, dv) in files {
             let bytes = self.core.cold.read(&f.path).await?;
             self.decode_cold(bytes, &dv, columns, include_deleted, &prefix, &mut out)?;

@@ -284,20 +284,42 @@ pub fn provider(core: &Core, session: &Session, t: SystemTable) -> Result<Arc<dy
                 rows,
             )
         }
-        SystemTable::LiveQueries => table(
-            &[
-                ("live_id", DataType::Utf8),
-                ("connection_id", DataType::Utf8),
-                ("user_id", DataType::Utf8),
-                ("namespace_id", DataType::Utf8),
-                ("table_name", DataType::Utf8),
-                ("query", DataType::Utf8),
-                ("options", DataType::Utf8),
-                ("changes", DataType::Int64),
-                ("created_at", TIMESTAMP_MS),
-                ("updated_at", TIMESTAMP_MS),
-            ],
-            vec![],
-        ),
+        SystemTable::LiveQueries => {
+            let rows = core
+                .live
+                .list()
+                .into_iter()
+                .filter(|q| session.role >= Role::Dba || q.user_id == session.user_id)
+                .map(|q| {
+                    vec![
+                        text(q.live_id),
+                        text(q.connection_id),
+                        text(q.user_id),
+                        text(q.namespace_id),
+                        text(q.table_name),
+                        text(q.query),
+                        text(q.options),
+                        ScalarValue::Int64(Some(i64::try_from(q.changes).unwrap_or(i64::MAX))),
+                        timestamp_ms(Some(q.created_at)),
+                        timestamp_ms(Some(q.updated_at)),
+                    ]
+                })
+                .collect();
+            table(
+                &[
+                    ("live_id", DataType::Utf8),
+                    ("connection_id", DataType::Utf8),
+                    ("user_id", DataType::Utf8),
+                    ("namespace_id", DataType::Utf8),
+                    ("table_name", DataType::Utf8),
+                    ("query", DataType::Utf8),
+                    ("options", DataType::Utf8),
+                    ("changes", DataType::Int64),
+                    ("created_at", TIMESTAMP_MS),
+                    ("updated_at", TIMESTAMP_MS),
+                ],
+                rows,
+            )
+        }
     }
 }

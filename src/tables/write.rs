@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::catalog::Session as DfSession;
 use datafusion::common::DFSchema;
@@ -20,9 +20,10 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::PhysicalExpr;
 use tokio::sync::OwnedMutexGuard;
 
-use crate::catalog::{ColumnDef, SqlType, TableType};
+use crate::catalog::{ColumnDef, SEQ, SqlType, TableType};
 use crate::control::StatementControl;
 use crate::error::{Error, Result};
+use crate::live::{ChangeBuilder, ChangeKind};
 use crate::storage::codec::{self, RowHeader};
 use crate::storage::hot::{PartitionRows, key_at};
 use crate::storage::{Batch, CF_META, CF_ROWS, cold, keys};
@@ -123,7 +124,9 @@ impl KalamTable {
         }
     }
 
-    /// Writes a statement's batch: collected deletion vectors, the `_seq` mark, then the rows.
+    /// Writes a statement's batch: collected deletion vectors, the `_seq` mark, then the rows;
+    /// then hands the statement's change event to the live queries (still under the table's
+    /// write lock, so events reach subscribers in `_seq` order, and only once committed).
     /// From here on the statement is past its point of no return (its deadline no longer
     /// cancels it), so a timeout never reports failure for a committed write.
     fn commit(
@@ -131,8 +134,10 @@ impl KalamTable {
         mut wb: Batch,
         dv: HashMap<u64, Vec<u32>>,
         last_seq: u64,
+        change: Option<ChangeBuilder>,
         control: &StatementControl,
     ) -> Result<()> {
+        let event = change.map(ChangeBuilder::finish).transpose()?.flatten();
         control.enter_commit();
         for (file_id, rows) in dv {
             cold::extend_deletion_vector(&mut wb, &self.core.store, self.def.id, file_id, &rows)?;
@@ -140,7 +145,28 @@ impl KalamTable {
         if last_seq > 0 {
             self.core.record_seq(&mut wb, last_seq);
         }
-        self.core.store.write(wb)
+        self.core.store.write(wb)?;
+        if let Some(ev) = event {
+            self.core.live.publish(&ev);
+        }
+        Ok(())
+    }
+
+    /// A [`ChangeBuilder`] of `kind` when a live query listens to this partition (checked
+    /// under the table's write lock, which subscribing also takes), else None.
+    fn change(&self, kind: ChangeKind) -> Option<ChangeBuilder> {
+        self.core
+            .live
+            .wants(self.def.id, self.partition())
+            .then(|| ChangeBuilder::new(kind, self.def.clone(), self.partition()))
+    }
+
+    /// The `_seq` column of a full-schema `batch`.
+    fn seqs(batch: &RecordBatch) -> Result<&datafusion::arrow::array::Int64Array> {
+        batch
+            .column_by_name(SEQ)
+            .and_then(|a| a.as_primitive_opt::<Int64Type>())
+            .ok_or_else(|| Error::Internal("row snapshot lacks _seq".into()))
     }
 
     /// The storage key suffix of a row: encoded PRIMARY KEY, or None (identity/stream tables).
@@ -252,12 +278,15 @@ impl KalamTable {
         let mut buf = Vec::new();
         let mut count = 0u64;
         let mut last_seq = 0;
+        let mut change = self.change(ChangeKind::Insert);
         for batch in batches {
             let arrays = self.user_arrays(batch)?;
+            let mut seqs = Vec::new();
             for row in 0..batch.num_rows() {
                 self.check_row(&arrays, row)?;
                 let seq = crate::ids::next_seq();
                 last_seq = seq;
+                seqs.push(seq);
                 let key = match pk {
                     Some(pk) => {
                         let pk_array = self
@@ -293,9 +322,13 @@ impl KalamTable {
                 wb.put(&self.core.store, CF_ROWS, &key, &buf);
                 count = count.saturating_add(1);
             }
+            if let Some(c) = change.as_mut() {
+                let rows: Vec<usize> = (0..batch.num_rows()).collect();
+                c.add_new(&arrays, &rows, &seqs)?;
+            }
         }
         if count > 0 {
-            self.commit(wb, dv, last_seq, control)?;
+            self.commit(wb, dv, last_seq, change, control)?;
             self.note_inserted(count)?;
             if self.def.table_type == TableType::Stream {
                 self.enforce_buffer_size()?;
@@ -413,6 +446,7 @@ impl KalamTable {
         let mut new_keys: HashSet<Vec<u8>> = HashSet::new();
         let mut count = 0u64;
         let mut last_seq = 0;
+        let mut change = self.change(ChangeKind::Update);
         for batch_and_keys in rows.with_keys() {
             let (batch, batch_keys) = batch_and_keys?;
             let matching = Self::matching_rows(batch, filter)?;
@@ -420,6 +454,8 @@ impl KalamTable {
                 continue;
             }
             let old = self.user_columns(batch)?;
+            let old_seqs = Self::seqs(batch)?;
+            let (mut changed, mut before, mut after) = (Vec::new(), Vec::new(), Vec::new());
             let mut arrays: Vec<ArrayRef> = old.to_vec();
             for (pos, expr) in assignments {
                 let (Some(slot), Some(c)) = (arrays.get_mut(*pos), self.def.columns.get(*pos))
@@ -438,6 +474,9 @@ impl KalamTable {
                 }
                 let seq = crate::ids::next_seq();
                 last_seq = seq;
+                changed.push(row);
+                before.push(crate::ids::from_i64(old_seqs.value(row)));
+                after.push(seq);
                 let old_key = key_at(batch_keys, row)?;
                 let old_cold = self.lookup(old_key)?.1;
                 let pk = pk_pos.and_then(|p| Some((self.def.columns.get(p)?, arrays.get(p)?)));
@@ -472,9 +511,13 @@ impl KalamTable {
                 wb.put(&self.core.store, CF_ROWS, &key, &buf);
                 count = count.saturating_add(1);
             }
+            if let Some(c) = change.as_mut() {
+                c.add_old(old, &changed, &before)?;
+                c.add_new(&arrays, &changed, &after)?;
+            }
         }
         if count > 0 {
-            self.commit(wb, dv, last_seq, control)?;
+            self.commit(wb, dv, last_seq, change, control)?;
         }
         Ok(count)
     }
@@ -491,16 +534,22 @@ impl KalamTable {
         let mut buf = Vec::new();
         let mut count = 0u64;
         let mut last_seq = 0;
+        let mut change = self.change(ChangeKind::Delete);
         for batch_and_keys in rows.with_keys() {
             let (batch, batch_keys) = batch_and_keys?;
             let old = self.user_columns(batch)?;
-            for row in Self::matching_rows(batch, filter)? {
+            let matching = Self::matching_rows(batch, filter)?;
+            let mut seqs = Vec::with_capacity(matching.len());
+            for &row in &matching {
                 let key = key_at(batch_keys, row)?;
+                // A STREAM row is removed outright, but its delete still gets a `_seq`: the
+                // one its subscribers see on the `delete` change.
+                let seq = crate::ids::next_seq();
+                last_seq = seq;
+                seqs.push(seq);
                 if self.def.table_type == TableType::Stream {
                     wb.delete(&self.core.store, CF_ROWS, key);
                 } else {
-                    let seq = crate::ids::next_seq();
-                    last_seq = seq;
                     self.encode(&mut buf, seq, true, old, row)?;
                     let cold_version = self.lookup(key)?.1;
                     self.supersede(&mut wb, key, cold_version, &mut dv);
@@ -508,9 +557,12 @@ impl KalamTable {
                 }
                 count = count.saturating_add(1);
             }
+            if let Some(c) = change.as_mut() {
+                c.add_old(old, &matching, &seqs)?;
+            }
         }
         if count > 0 {
-            self.commit(wb, dv, last_seq, control)?;
+            self.commit(wb, dv, last_seq, change, control)?;
         }
         Ok(count)
     }

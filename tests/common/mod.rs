@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod live;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 

@@ -1,0 +1,396 @@
+//! [`LiveRegistry`]: every open connection and subscription of the process, and the routing of
+//! committed changes to them.
+//!
+//! Subscriptions are found by (table id, partition) in a map, never by scanning all of them;
+//! a SHARED table's subscriptions all sit under the partition `""`, so every reader sees its
+//! changes, while a USER or STREAM table's sit under their subscriber's user id, so nobody sees
+//! another user's rows. [`LiveRegistry::publish`] runs on the write path, under the table's
+//! write lock and after the commit: it evaluates each WHERE on the changed rows, encodes each
+//! distinct payload once, and offers the messages to the connections' queues without waiting.
+//!
+//! May import: the ground floor, `catalog/` and the rest of `live/`. Never the shared state or
+//! anything above.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+
+use super::connection::{Connection, Outbox};
+use super::event::ChangeEvent;
+use super::protocol::{self, codes};
+use super::subscription::{Delivery, PayloadCache, Subscription};
+use crate::catalog::TableDef;
+use crate::error::{Error, Result};
+use crate::session::{Role, Session};
+
+type Routes = HashMap<(u64, String), Vec<Arc<Subscription>>>;
+
+/// One row of `system.live_queries`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveQueryInfo {
+    /// `<connection id>/<subscription id>`.
+    pub live_id: String,
+    /// The connection.
+    pub connection_id: String,
+    /// The subscriber.
+    pub user_id: String,
+    /// The table's namespace.
+    pub namespace_id: String,
+    /// The table.
+    pub table_name: String,
+    /// The SELECT.
+    pub query: String,
+    /// The options as JSON.
+    pub options: String,
+    /// Change messages delivered so far.
+    pub changes: u64,
+    /// ms since the Unix epoch.
+    pub created_at: i64,
+    /// Last change delivered (or creation), ms since the Unix epoch.
+    pub updated_at: i64,
+}
+
+/// The process's connections and subscriptions (see the module docs).
+#[derive(Debug)]
+pub struct LiveRegistry {
+    queue_capacity: usize,
+    max_per_connection: usize,
+    routes: RwLock<Routes>,
+    by_live_id: Mutex<HashMap<String, Arc<Subscription>>>,
+    connections: Mutex<HashMap<String, Weak<Connection>>>,
+    next_connection: AtomicU64,
+}
+
+/// A registered connection: unregisters itself and its subscriptions when dropped.
+#[derive(Debug)]
+pub struct LiveConnection {
+    /// The connection.
+    pub connection: Arc<Connection>,
+    registry: Arc<LiveRegistry>,
+}
+
+impl Drop for LiveConnection {
+    fn drop(&mut self) {
+        self.registry.disconnect(&self.connection);
+    }
+}
+
+impl LiveConnection {
+    /// The registry it belongs to.
+    pub fn registry(&self) -> &Arc<LiveRegistry> {
+        &self.registry
+    }
+}
+
+impl LiveRegistry {
+    /// An empty registry: each connection queues at most `queue_capacity` messages and holds
+    /// at most `max_per_connection` subscriptions.
+    pub fn new(queue_capacity: usize, max_per_connection: usize) -> LiveRegistry {
+        LiveRegistry {
+            queue_capacity,
+            max_per_connection,
+            routes: RwLock::default(),
+            by_live_id: Mutex::default(),
+            connections: Mutex::default(),
+            next_connection: AtomicU64::new(1),
+        }
+    }
+
+    fn routes_read(&self) -> std::sync::RwLockReadGuard<'_, Routes> {
+        self.routes.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn routes_write(&self) -> std::sync::RwLockWriteGuard<'_, Routes> {
+        self.routes.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn by_live_id(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Subscription>>> {
+        self.by_live_id.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a connection of `user_id` (credential version `auth_version`); returns it and
+    /// its writer's side.
+    pub fn connect(self: &Arc<Self>, user_id: &str, auth_version: u64) -> (LiveConnection, Outbox) {
+        let n = self.next_connection.fetch_add(1, Ordering::Relaxed);
+        let (c, outbox) = Connection::new(
+            format!("c{n}"),
+            user_id.to_string(),
+            auth_version,
+            self.queue_capacity,
+        );
+        let c = Arc::new(c);
+        self.connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(c.id.clone(), Arc::downgrade(&c));
+        (
+            LiveConnection {
+                connection: c,
+                registry: self.clone(),
+            },
+            outbox,
+        )
+    }
+
+    /// Checks that `connection` may open a subscription named `id`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for a bad or taken id; [`Error::LimitExceeded`] over
+    /// `max_subscriptions_per_connection`.
+    pub fn check_new(&self, connection: &Connection, id: &str) -> Result<()> {
+        if id.is_empty() || id.len() > protocol::MAX_SUBSCRIPTION_ID_BYTES {
+            return Err(Error::InvalidParameter(format!(
+                "subscription id must be 1 to {} bytes",
+                protocol::MAX_SUBSCRIPTION_ID_BYTES
+            )));
+        }
+        let subs = connection
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        self.check_room(&subs, id)
+    }
+
+    /// Fails when `id` is taken among `subs` or `subs` is full.
+    fn check_room(&self, subs: &HashMap<String, Arc<Subscription>>, id: &str) -> Result<()> {
+        if subs.contains_key(id) {
+            return Err(Error::InvalidParameter(format!(
+                "subscription id '{id}' is already in use on this connection"
+            )));
+        }
+        if subs.len() >= self.max_per_connection {
+            return Err(Error::LimitExceeded(format!(
+                "max_subscriptions_per_connection: a connection may hold {} subscriptions",
+                self.max_per_connection
+            )));
+        }
+        Ok(())
+    }
+
+    /// True if any subscription listens to `partition` of table `table_id` (the write path
+    /// builds change events only then).
+    pub fn wants(&self, table_id: u64, partition: &str) -> bool {
+        let routes = self.routes_read();
+        !routes.is_empty() && routes.contains_key(&(table_id, partition.to_string()))
+    }
+
+    /// Adds `sub` to the routes. The caller holds the table's write lock, so no write of the
+    /// table is between its commit and its publication.
+    ///
+    /// # Errors
+    /// As [`LiveRegistry::check_new`] (another subscribe may have raced this one).
+    pub fn register(&self, sub: Arc<Subscription>) -> Result<()> {
+        {
+            let mut subs = sub
+                .connection
+                .subscriptions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            self.check_room(&subs, &sub.spec.id)?;
+            subs.insert(sub.spec.id.clone(), sub.clone());
+        }
+        self.by_live_id().insert(sub.live_id.clone(), sub.clone());
+        self.routes_write()
+            .entry((sub.spec.table.id, sub.spec.partition.clone()))
+            .or_default()
+            .push(sub);
+        Ok(())
+    }
+
+    /// Delivers a committed change to the subscriptions of its table and partition.
+    pub fn publish(&self, ev: &ChangeEvent) {
+        let mut ended = Vec::new();
+        {
+            let routes = self.routes_read();
+            let Some(subs) = routes.get(&(ev.table.id, ev.partition.clone())) else {
+                return;
+            };
+            let mut cache = PayloadCache::new();
+            for sub in subs {
+                if let Delivery::End(code, message) = sub.deliver(ev, &mut cache) {
+                    ended.push((sub.clone(), code, message));
+                }
+            }
+        }
+        for (sub, code, message) in ended {
+            self.end(&sub, code, &message);
+        }
+    }
+
+    /// Removes `sub` everywhere (and nothing else that may share its ids) and marks it ended.
+    fn remove(&self, sub: &Arc<Subscription>) {
+        sub.end();
+        let same = |s: &Arc<Subscription>| Arc::ptr_eq(s, sub);
+        {
+            let mut by_id = self.by_live_id();
+            if by_id.get(&sub.live_id).is_some_and(same) {
+                by_id.remove(&sub.live_id);
+            }
+        }
+        {
+            let mut subs = sub
+                .connection
+                .subscriptions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if subs.get(&sub.spec.id).is_some_and(same) {
+                subs.remove(&sub.spec.id);
+            }
+        }
+        let mut routes = self.routes_write();
+        let key = (sub.spec.table.id, sub.spec.partition.clone());
+        if let Some(list) = routes.get_mut(&key) {
+            list.retain(|s| !same(s));
+            if list.is_empty() {
+                routes.remove(&key);
+            }
+        }
+    }
+
+    /// Ends `sub` with an `error` message (`code`, `message`) to its client.
+    pub fn end(&self, sub: &Arc<Subscription>, code: &str, message: &str) {
+        self.remove(sub);
+        sub.connection
+            .offer(protocol::error(Some(&sub.spec.id), code, message));
+    }
+
+    /// Removes subscription `id` of `connection` (an `unsubscribe`); false if it has none.
+    pub fn unsubscribe(&self, connection: &Connection, id: &str) -> bool {
+        let sub = connection
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned();
+        match sub {
+            Some(s) => {
+                self.remove(&s);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes a subscription whose set-up failed after it was registered.
+    pub fn abandon(&self, sub: &Arc<Subscription>) {
+        self.remove(sub);
+    }
+
+    /// `KILL LIVE QUERY 'live_id'`: ends the subscription with a `LIVE_QUERY_KILLED` error.
+    /// A `user` may end only its own subscriptions; another user's reads as not existing.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] when there is no such live query.
+    pub fn kill(&self, live_id: &str, session: &Session) -> Result<()> {
+        let sub = self.by_live_id().get(live_id).cloned();
+        match sub {
+            Some(s) if session.role >= Role::Dba || s.connection.user_id == session.user_id => {
+                self.end(
+                    &s,
+                    codes::KILLED,
+                    &format!("live query '{live_id}' was killed by '{}'", session.user_id),
+                );
+                Ok(())
+            }
+            _ => Err(Error::InvalidParameter(format!(
+                "live query '{live_id}' does not exist"
+            ))),
+        }
+    }
+
+    fn subscriptions_of_table(&self, table_id: u64) -> Vec<Arc<Subscription>> {
+        self.routes_read()
+            .iter()
+            .filter(|((t, _), _)| *t == table_id)
+            .flat_map(|(_, subs)| subs.iter().cloned())
+            .collect()
+    }
+
+    /// The table `def` was dropped: its subscriptions end with `TABLE_NOT_FOUND`.
+    pub fn table_dropped(&self, def: &TableDef) {
+        for sub in self.subscriptions_of_table(def.id) {
+            self.end(
+                &sub,
+                codes::TABLE_DROPPED,
+                &format!("table '{}' was dropped", def.qualified()),
+            );
+        }
+    }
+
+    /// The table was altered to `def`: each subscription is recompiled, and the ones it can no
+    /// longer serve end with `SCHEMA_CHANGED`.
+    pub fn table_altered(&self, def: &TableDef) {
+        for sub in self.subscriptions_of_table(def.id) {
+            if let Err(e) = sub.recompile(def) {
+                self.end(
+                    &sub,
+                    codes::SCHEMA_CHANGED,
+                    &format!(
+                        "table '{}' changed: {}; subscribe again",
+                        def.qualified(),
+                        e.message()
+                    ),
+                );
+            }
+        }
+    }
+
+    /// The user `user_id` changed: its connections authenticated at another credential version
+    /// than `current` (None: the user was dropped) end with `auth_error`.
+    pub fn user_changed(&self, user_id: &str, current: Option<u64>) {
+        let connections: Vec<Arc<Connection>> = self
+            .connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter_map(Weak::upgrade)
+            .filter(|c| c.user_id == user_id && Some(c.auth_version) != current)
+            .collect();
+        for c in connections {
+            c.fail(protocol::auth_error(
+                "credentials revoked: the user was dropped or its password or role changed",
+            ));
+        }
+    }
+
+    /// Removes a connection and all its subscriptions.
+    fn disconnect(&self, connection: &Arc<Connection>) {
+        connection.close();
+        let subs: Vec<Arc<Subscription>> = connection
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for s in subs {
+            self.remove(&s);
+        }
+        self.connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&connection.id);
+    }
+
+    /// Every open subscription, for `system.live_queries`, ordered by live id.
+    pub fn list(&self) -> Vec<LiveQueryInfo> {
+        let mut out: Vec<LiveQueryInfo> = self
+            .by_live_id()
+            .values()
+            .map(|s| LiveQueryInfo {
+                live_id: s.live_id.clone(),
+                connection_id: s.connection.id.clone(),
+                user_id: s.connection.user_id.clone(),
+                namespace_id: s.spec.table.namespace.clone(),
+                table_name: s.spec.table.name.clone(),
+                query: s.spec.sql.clone(),
+                options: serde_json::to_string(&s.spec.options).unwrap_or_default(),
+                changes: s.changes(),
+                created_at: s.created_at,
+                updated_at: s.updated_at(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.live_id.cmp(&b.live_id));
+        out
+    }
+}
