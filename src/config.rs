@@ -48,7 +48,8 @@ pub struct Config {
     /// Seconds a client has to send a whole request body (default 30).
     pub request_body_timeout_secs: u64,
     /// The HS256 signing secret of login tokens (SPEC section 7). None: a random secret is
-    /// generated on first start and kept in `<data_dir>/jwt_secret`.
+    /// generated on first start and kept in the data directory (RocksDB metadata), so tokens
+    /// survive restarts.
     pub jwt_secret: Option<String>,
     /// Lifetime of a login token, in seconds (default 3600; `expires_in` of the login answer).
     pub jwt_expiry_secs: u64,

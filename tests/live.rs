@@ -492,3 +492,123 @@ async fn a_thousand_subscriptions_on_one_connection() {
     assert_eq!(got[0]["subscription_id"], "s500");
     assert_eq!(got[0]["rows"][0]["v"], "five hundred");
 }
+
+#[tokio::test]
+async fn insert_select_cold_rows_execute_as_and_schema_changes() {
+    let s = start_server(&[]).await;
+    todos(&s).await;
+    s.root("CREATE SHARED TABLE app.src (id BIGINT PRIMARY KEY, title TEXT)")
+        .await;
+    s.root("INSERT INTO app.src VALUES (10, 'from select'), (11, 'also')")
+        .await;
+    let alice = s.user("alice", "pw-alice", "user").await;
+    as_user(
+        &s,
+        "alice",
+        "INSERT INTO app.todos VALUES (1, 'will be cold', false)",
+    )
+    .await;
+    s.root("FLUSH TABLE app.todos").await;
+    wait_for_flush(&s).await;
+    let mut ws = s.ws(&alice).await;
+    let first = ws
+        .subscribe("all", "SELECT id, title FROM app.todos", json!({}))
+        .await;
+    assert_eq!(first[1]["rows"][0]["title"], "will be cold", "{first:?}");
+    ws.subscribe(
+        "titles",
+        "SELECT title FROM app.todos WHERE id > 0",
+        json!({}),
+    )
+    .await;
+    // A write to a flushed (cold) row, INSERT … SELECT, both through EXECUTE AS USER.
+    as_user(
+        &s,
+        "alice",
+        "UPDATE app.todos SET title = 'warm again' WHERE id = 1",
+    )
+    .await;
+    as_user(
+        &s,
+        "alice",
+        "INSERT INTO app.todos (id, title) SELECT id, title FROM app.src",
+    )
+    .await;
+    // A column no subscription selects can be added and written; dropping `title` ends both.
+    s.root("ALTER TABLE app.todos ADD COLUMN note TEXT").await;
+    as_user(&s, "alice", "UPDATE app.todos SET note = 'n' WHERE id = 10").await;
+    s.root("ALTER TABLE app.todos DROP COLUMN title").await;
+    let log = ws.drain().await;
+    let summary: Vec<(String, String, Value)> = log
+        .iter()
+        .map(|m| {
+            let what = m["change_type"]
+                .as_str()
+                .or(m["code"].as_str())
+                .unwrap_or_default();
+            let ids: Value = m["rows"]
+                .as_array()
+                .map(|r| r.iter().map(|r| r["id"].clone()).collect())
+                .unwrap_or(Value::Null);
+            (
+                m["subscription_id"].as_str().unwrap().to_string(),
+                what.to_string(),
+                ids,
+            )
+        })
+        .collect();
+    let expected = vec![
+        ("all".into(), "update".into(), json!([1])),
+        ("titles".into(), "update".into(), json!([null])),
+        ("all".into(), "insert".into(), json!([10, 11])),
+        ("titles".into(), "insert".into(), json!([null, null])),
+        // Only `note` changed, but the row's version did: SPEC's rule is "the row matches".
+        ("all".into(), "update".into(), json!([10])),
+        ("titles".into(), "update".into(), json!([null])),
+        ("all".into(), "SCHEMA_CHANGED".into(), Value::Null),
+        ("titles".into(), "SCHEMA_CHANGED".into(), Value::Null),
+    ];
+    assert_eq!(summary, expected, "{log:#?}");
+    assert_eq!(log[0]["old_values"][0]["title"], "will be cold");
+    assert_eq!(log[0]["rows"][0]["title"], "warm again");
+    assert_eq!(
+        s.root("SELECT count(*) FROM system.live_queries").await["results"][0]["rows"][0][0],
+        0
+    );
+}
+
+#[tokio::test]
+async fn oversized_and_hostile_frames_do_not_hurt_the_server() {
+    let s = start_server(&[("KALAMDB_MAX_SQL_BYTES", "4096")]).await;
+    todos(&s).await;
+    let token = s.login("root", "").await;
+    let mut ws = s.ws(&token).await;
+    for text in [
+        "",
+        "null",
+        "[]",
+        "{}",
+        r#"{"type":"subscribe","subscription":{"id":"x","sql":"SELECT * FROM app.todos","options":{"from_seq":"-1"}}}"#,
+        r#"{"type":"subscribe","subscription":{"id":"x","sql":"SELECT * FROM app.todos","options":{"from_seq":99999999999999999999999}}}"#,
+        r#"{"type":"subscribe","subscription":{"id":"x","sql":"SELECT * FROM app.todos","options":{"last_rows":-5}}}"#,
+        r#"{"type":"subscribe","subscription":{"id":"x","sql":"SELECT * FROM app.todos","options":{"batch_size":18446744073709551615}}}"#,
+        r#"{"type":"ping","extra":"ignored"}"#,
+    ] {
+        ws.send_text(text).await;
+        let m = ws.recv().await;
+        assert!(m["type"] == "error" || m["type"] == "pong", "{text}: {m}");
+    }
+    let deep = format!(
+        "SELECT * FROM app.todos WHERE {}id = 1{}",
+        "(".repeat(300),
+        ")".repeat(300)
+    );
+    let m = ws.subscribe("deep", &deep, json!({})).await;
+    assert_eq!(m[0]["code"], "LIMIT_EXCEEDED", "{m:?}");
+    // A frame over the message limit closes that connection only.
+    ws.send_text(&"x".repeat(200_000)).await;
+    assert!(ws.next().await.is_none());
+    assert!(s.server.client.healthy().await);
+    let mut again = s.ws(&token).await;
+    assert_eq!(again.drain().await.len(), 0);
+}

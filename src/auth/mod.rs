@@ -33,6 +33,16 @@ use crate::storage::{CF_META, Store};
 
 pub use crate::session::ROOT_USER;
 
+/// A caller the server authenticated: its session and, for a token, when the token expires
+/// (seconds since the Unix epoch).
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    /// Who it is.
+    pub session: Session,
+    /// When its token expires (None for a password).
+    pub expires_at: Option<u64>,
+}
+
 /// One user record. `password_hash` never leaves this module's callers unfiltered:
 /// `system.users` does not have the column.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,14 +6,14 @@
 //! `subscription_ack` and the `initial_data_batch` messages, and then switched live
 //! (docs/live-queries.md gives the guarantees this order buys).
 //!
-//! May import what `engine/mod.rs` may, and `live/`.
+//! May import what `engine/mod.rs` may; never `engine/mod.rs` (it calls these functions).
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use serde_json::Value;
 
-use super::{Engine, Executor};
+use crate::auth::Authenticated;
 use crate::auth::token::{self, IssuedToken};
 use crate::catalog::DELETED;
 use crate::control::StatementControl;
@@ -21,88 +21,54 @@ use crate::error::{Error, Result};
 use crate::live::protocol::{self, SubscribeRequest};
 use crate::live::subscription::Compiled;
 use crate::live::{Connection, LiveConnection, Outbox, Subscription, SubscriptionSpec};
+use crate::query::bridge::Bridge;
 use crate::query::runtime::run_with_deadline;
 use crate::result::ColumnInfo;
 use crate::session::Session;
 use crate::sql;
+use crate::state::Core;
 
-/// A caller the server authenticated: its session and, for a token, when the token expires
-/// (seconds since the Unix epoch).
-#[derive(Debug, Clone)]
-pub struct Authenticated {
-    /// Who it is.
-    pub session: Session,
-    /// When its token expires (None for a password).
-    pub expires_at: Option<u64>,
+/// `POST /v1/api/auth/login`: a token for `username` if `password` is right (root without a
+/// password set: only from `loopback`).
+///
+/// # Errors
+/// [`Error::Unauthorized`] for wrong credentials (one message for every cause).
+pub(super) fn login(
+    core: &Core,
+    username: &str,
+    password: &str,
+    loopback: bool,
+) -> Result<IssuedToken> {
+    let u = core
+        .users
+        .verify_credentials(username, password, loopback)?;
+    core.tokens
+        .issue(&u.user_id, u.role, u.auth_version, token::now_secs())
 }
 
-impl Engine {
-    /// `POST /v1/api/auth/login`: a token for `username` if `password` is right (root without a
-    /// password set: only from `loopback`).
-    ///
-    /// # Errors
-    /// [`Error::Unauthorized`] for wrong credentials (one message for every cause).
-    pub fn login(&self, username: &str, password: &str, loopback: bool) -> Result<IssuedToken> {
-        let core = &self.exec.core;
-        let u = core
-            .users
-            .verify_credentials(username, password, loopback)?;
-        core.tokens
-            .issue(&u.user_id, u.role, u.auth_version, token::now_secs())
-    }
+/// The caller a `Bearer` token stands for.
+///
+/// # Errors
+/// [`Error::Unauthorized`] for a malformed, tampered, wrongly signed, `alg: none`, expired or
+/// revoked token.
+pub(super) fn authenticate_token(core: &Core, jwt: &str) -> Result<Authenticated> {
+    let (session, exp) = core.users.authenticate_token(&core.tokens, jwt)?;
+    Ok(Authenticated {
+        session,
+        expires_at: Some(exp),
+    })
+}
 
-    /// The caller a `Bearer` token stands for.
-    ///
-    /// # Errors
-    /// [`Error::Unauthorized`] for a malformed, tampered, wrongly signed, `alg: none`, expired
-    /// or revoked token.
-    pub fn authenticate_token(&self, jwt: &str) -> Result<Authenticated> {
-        let core = &self.exec.core;
-        let (session, exp) = core.users.authenticate_token(&core.tokens, jwt)?;
-        Ok(Authenticated {
-            session,
-            expires_at: Some(exp),
-        })
-    }
-
-    /// Registers a WebSocket connection of `session`'s user; the connection and its
-    /// subscriptions are removed when the returned handle drops.
-    ///
-    /// # Errors
-    /// [`Error::Unauthorized`] when the user no longer exists.
-    pub fn live_connect(&self, session: &Session) -> Result<(LiveConnection, Outbox)> {
-        let core = &self.exec.core;
-        let version = core
-            .users
-            .auth_version(&session.user_id)?
-            .ok_or_else(|| Error::Unauthorized("the user no longer exists".into()))?;
-        Ok(core.live.connect(&session.user_id, version))
-    }
-
-    /// Runs a `subscribe` of `session` on `connection`: sends `subscription_ack`, the initial
-    /// data and then the changes. Returns once the subscription is live.
-    ///
-    /// # Errors
-    /// The planning error of its SELECT, `INVALID_PARAMETER` for bad options or a taken id,
-    /// `LIMIT_EXCEEDED` over `max_subscriptions_per_connection`, `max_result_rows` or the
-    /// statement timeout; nothing stays registered then.
-    pub async fn subscribe(
-        &self,
-        connection: &Arc<Connection>,
-        session: &Session,
-        request: SubscribeRequest,
-    ) -> Result<()> {
-        let exec = self.exec.clone();
-        let (connection, session) = (connection.clone(), session.clone());
-        self.runtime
-            .run(async move { exec.subscribe(&connection, &session, request).await })
-            .await
-    }
-
-    /// An `unsubscribe`: false when the connection has no such subscription.
-    pub fn unsubscribe(&self, connection: &Connection, id: &str) -> bool {
-        self.exec.core.live.unsubscribe(connection, id)
-    }
+/// Registers a WebSocket connection of `session`'s user at its current credential version.
+///
+/// # Errors
+/// [`Error::Unauthorized`] when the user no longer exists.
+pub(super) fn connect(core: &Core, session: &Session) -> Result<(LiveConnection, Outbox)> {
+    let version = core
+        .users
+        .auth_version(&session.user_id)?
+        .ok_or_else(|| Error::Unauthorized("the user no longer exists".into()))?;
+    Ok(core.live.connect(&session.user_id, version))
 }
 
 /// The initial data of a subscription, split from the snapshot it read.
@@ -165,145 +131,146 @@ fn initial_rows(
     })
 }
 
-impl Executor {
-    /// The body of [`Engine::subscribe`], on the query runtime.
-    async fn subscribe(
-        &self,
-        connection: &Arc<Connection>,
-        session: &Session,
-        request: SubscribeRequest,
-    ) -> Result<()> {
-        let core = &self.core;
-        core.live.check_new(connection, &request.id)?;
-        let batch_size = request.options.batch_size()?;
-        let limits = session.limits_within(core.config.limits());
-        let sql_text = request.sql.clone();
-        if sql_text.len() > core.config.max_sql_bytes {
-            return Err(Error::PayloadTooLarge(format!(
-                "SQL is {} bytes; the limit is {} bytes",
-                sql_text.len(),
-                core.config.max_sql_bytes
-            )));
-        }
-        let statements = sql::split_statements(&sql_text);
-        let [statement] = statements.as_slice() else {
-            return Err(Error::InvalidSql(
-                "a subscription takes exactly one SELECT statement".into(),
-            ));
-        };
-        sql::complexity::check(statement, core.config.max_expression_depth)?;
-        let toks = sql::lexer::tokenize(statement)?;
-        if sql::parse_tokens(statement, &toks)?.is_some() {
-            return Err(Error::InvalidSql(
-                "a live query is SELECT columns FROM ns.table [WHERE …]".into(),
-            ));
-        }
-        let planned = self
-            .bridge
-            .plan_subscription(statement, &toks, session, &limits)
-            .await?;
-        let def = planned.table.def().clone();
-        let spec = SubscriptionSpec {
-            id: request.id.clone(),
-            sql: request.sql.clone(),
-            options: request.options.clone(),
-            partition: planned.table.partition().to_string(),
-            table: def.clone(),
-            columns: planned.columns,
-            predicate: planned.predicate,
-        };
-        let sub = Arc::new(Subscription::new(spec, connection.clone())?);
-        let from_seq = request.options.from_seq;
-        let registry = core.live.clone();
-        let control = StatementControl::default();
-        let read = planned
-            .table
-            .read_subscribed(from_seq.is_some(), |current| {
-                if core
-                    .catalog
-                    .table(&current.namespace, &current.name)
-                    .is_none_or(|t| t.id != current.id)
-                {
-                    return Err(Error::TableNotFound(format!(
-                        "table '{}' does not exist",
-                        current.qualified()
-                    )));
-                }
-                registry.register(sub.clone())?;
-                Ok(crate::ids::last_seq())
-            });
-        let result = async {
-            let (watermark, rows) =
-                run_with_deadline(read, limits.statement_timeout_ms, &control).await?;
-            self.send_initial(
-                &sub,
-                &rows.batches,
-                watermark,
-                batch_size,
-                limits.max_result_rows,
-            )
-            .await?;
-            sub.go_live().await
-        }
-        .await;
-        if result.is_err() {
-            core.live.abandon(&sub);
-        }
-        result
+/// A `subscribe` of `session` on `connection` (the body of `Engine::subscribe`, on the query
+/// runtime): plans it, registers it with its initial-data snapshot, sends the initial data and
+/// switches it live. Nothing stays registered when it fails.
+///
+/// # Errors
+/// As `Engine::subscribe`.
+pub(super) async fn subscribe(
+    core: &Core,
+    bridge: &Bridge,
+    connection: &Arc<Connection>,
+    session: &Session,
+    request: SubscribeRequest,
+) -> Result<()> {
+    core.live.check_new(connection, &request.id)?;
+    let batch_size = request.options.batch_size()?;
+    let limits = session.limits_within(core.config.limits());
+    let sql_text = request.sql.clone();
+    if sql_text.len() > core.config.max_sql_bytes {
+        return Err(Error::PayloadTooLarge(format!(
+            "SQL is {} bytes; the limit is {} bytes",
+            sql_text.len(),
+            core.config.max_sql_bytes
+        )));
     }
+    let statements = sql::split_statements(&sql_text);
+    let [statement] = statements.as_slice() else {
+        return Err(Error::InvalidSql(
+            "a subscription takes exactly one SELECT statement".into(),
+        ));
+    };
+    sql::complexity::check(statement, core.config.max_expression_depth)?;
+    let toks = sql::lexer::tokenize(statement)?;
+    if sql::parse_tokens(statement, &toks)?.is_some() {
+        return Err(Error::InvalidSql(
+            "a live query is SELECT columns FROM ns.table [WHERE …]".into(),
+        ));
+    }
+    let planned = bridge
+        .plan_subscription(statement, &toks, session, &limits)
+        .await?;
+    let def = planned.table.def().clone();
+    let spec = SubscriptionSpec {
+        id: request.id.clone(),
+        sql: request.sql.clone(),
+        options: request.options.clone(),
+        partition: planned.table.partition().to_string(),
+        table: def.clone(),
+        columns: planned.columns,
+        predicate: planned.predicate,
+    };
+    let sub = Arc::new(Subscription::new(spec, connection.clone())?);
+    let from_seq = request.options.from_seq;
+    let registry = core.live.clone();
+    let control = StatementControl::default();
+    let read = planned
+        .table
+        .read_subscribed(from_seq.is_some(), |current| {
+            if core
+                .catalog
+                .table(&current.namespace, &current.name)
+                .is_none_or(|t| t.id != current.id)
+            {
+                return Err(Error::TableNotFound(format!(
+                    "table '{}' does not exist",
+                    current.qualified()
+                )));
+            }
+            registry.register(sub.clone())?;
+            Ok(crate::ids::last_seq())
+        });
+    let result = async {
+        let (watermark, rows) =
+            run_with_deadline(read, limits.statement_timeout_ms, &control).await?;
+        send_initial(
+            &sub,
+            &rows.batches,
+            watermark,
+            batch_size,
+            limits.max_result_rows,
+        )
+        .await?;
+        sub.go_live().await
+    }
+    .await;
+    if result.is_err() {
+        core.live.abandon(&sub);
+    }
+    result
+}
 
-    /// Sends `subscription_ack`, the `initial_data_batch` messages (at least one, the last
-    /// with status `ready`) and, when resuming, the `delete` changes of rows gone since.
-    async fn send_initial(
-        &self,
-        sub: &Subscription,
-        batches: &[RecordBatch],
-        watermark: u64,
-        batch_size: usize,
-        max_rows: u64,
-    ) -> Result<()> {
-        let c = sub.compiled();
-        let options = &sub.spec.options;
-        let initial = initial_rows(&c, batches, options.from_seq, options.last_rows, max_rows)?;
-        let full = sub.spec.table.arrow_schema(true);
-        let schema: Vec<ColumnInfo> = c
-            .columns
-            .iter()
-            .enumerate()
-            .map(|(index, (name, pos))| ColumnInfo {
-                name: name.clone(),
-                data_type: full
-                    .fields()
-                    .get(*pos)
-                    .map(|f| crate::result::arrow_sql_name(f.data_type()))
-                    .unwrap_or_default(),
-                index,
-            })
-            .collect();
-        let id = &sub.spec.id;
-        let conn = &sub.connection;
-        conn.send(protocol::subscription_ack(id, initial.rows.len(), &schema))
-            .await?;
-        let chunks: Vec<&[Value]> = if initial.rows.is_empty() {
-            vec![&[]]
-        } else {
-            initial.rows.chunks(batch_size).collect()
-        };
-        let last = chunks.len().saturating_sub(1);
-        for (n, chunk) in chunks.into_iter().enumerate() {
-            conn.send(protocol::initial_data_batch(
-                id,
-                chunk,
-                n,
-                n < last,
-                watermark,
-            ))
-            .await?;
-        }
-        for chunk in initial.gone.chunks(batch_size) {
-            let tail = protocol::change_tail("delete", None, Some(chunk));
-            conn.send(protocol::change(id, &tail)).await?;
-        }
-        Ok(())
+/// Sends `subscription_ack`, the `initial_data_batch` messages (at least one, the last
+/// with status `ready`) and, when resuming, the `delete` changes of rows gone since.
+async fn send_initial(
+    sub: &Subscription,
+    batches: &[RecordBatch],
+    watermark: u64,
+    batch_size: usize,
+    max_rows: u64,
+) -> Result<()> {
+    let c = sub.compiled();
+    let options = &sub.spec.options;
+    let initial = initial_rows(&c, batches, options.from_seq, options.last_rows, max_rows)?;
+    let full = sub.spec.table.arrow_schema(true);
+    let schema: Vec<ColumnInfo> = c
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(index, (name, pos))| ColumnInfo {
+            name: name.clone(),
+            data_type: full
+                .fields()
+                .get(*pos)
+                .map(|f| crate::result::arrow_sql_name(f.data_type()))
+                .unwrap_or_default(),
+            index,
+        })
+        .collect();
+    let id = &sub.spec.id;
+    let conn = &sub.connection;
+    conn.send(protocol::subscription_ack(id, initial.rows.len(), &schema))
+        .await?;
+    let chunks: Vec<&[Value]> = if initial.rows.is_empty() {
+        vec![&[]]
+    } else {
+        initial.rows.chunks(batch_size).collect()
+    };
+    let last = chunks.len().saturating_sub(1);
+    for (n, chunk) in chunks.into_iter().enumerate() {
+        conn.send(protocol::initial_data_batch(
+            id,
+            chunk,
+            n,
+            n < last,
+            watermark,
+        ))
+        .await?;
     }
+    for chunk in initial.gone.chunks(batch_size) {
+        let tail = protocol::change_tail("delete", None, Some(chunk));
+        conn.send(protocol::change(id, &tail)).await?;
+    }
+    Ok(())
 }

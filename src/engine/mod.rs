@@ -10,7 +10,7 @@
 //! earlier ones stay committed. `maintenance.rs` is the background pass.
 //!
 //! May import everything below it: the ground floor, `sql/`, `catalog/`, `auth/`, `storage/`,
-//! the shared state, `jobs/` and `query/`. Never `server/`, `client`, `slt` or the binaries.
+//! the shared state, `jobs/`, `live/` and `query/`. Never `server/`, `client`, `slt` or the binaries.
 
 mod admin;
 mod live;
@@ -25,12 +25,13 @@ use std::sync::Arc;
 
 use datafusion::scalar::ScalarValue;
 
-pub use live::Authenticated;
-
-use crate::auth::Users;
+use crate::auth::token::IssuedToken;
+use crate::auth::{Authenticated, Users};
 use crate::config::Config;
 use crate::control::StatementControl;
 use crate::error::{Error, Result};
+use crate::live::protocol::SubscribeRequest;
+use crate::live::{Connection, LiveConnection, Outbox};
 use crate::query::bridge::Bridge;
 use crate::query::runtime::{QueryRuntime, run_with_deadline};
 use crate::result::QueryResult;
@@ -185,6 +186,61 @@ impl Engine {
         self.runtime
             .run(async move { maintenance::run(&core, now_ms).await })
             .await
+    }
+
+    /// `POST /v1/api/auth/login`: a token for `username` if `password` is right (root without
+    /// a password set: only from `loopback`).
+    ///
+    /// # Errors
+    /// [`Error::Unauthorized`] for wrong credentials (one message for every cause).
+    pub fn login(&self, username: &str, password: &str, loopback: bool) -> Result<IssuedToken> {
+        live::login(&self.exec.core, username, password, loopback)
+    }
+
+    /// The caller a `Bearer` token stands for.
+    ///
+    /// # Errors
+    /// [`Error::Unauthorized`] for a malformed, tampered, wrongly signed, `alg: none`, expired
+    /// or revoked token.
+    pub fn authenticate_token(&self, jwt: &str) -> Result<Authenticated> {
+        live::authenticate_token(&self.exec.core, jwt)
+    }
+
+    /// Registers a WebSocket connection of `session`'s user; the connection and its
+    /// subscriptions are removed when the returned handle drops.
+    ///
+    /// # Errors
+    /// [`Error::Unauthorized`] when the user no longer exists.
+    pub fn live_connect(&self, session: &Session) -> Result<(LiveConnection, Outbox)> {
+        live::connect(&self.exec.core, session)
+    }
+
+    /// Runs a `subscribe` of `session` on `connection`, on the query runtime: sends
+    /// `subscription_ack`, the initial data and then the changes (docs/live-queries.md).
+    /// Returns once the subscription is live.
+    ///
+    /// # Errors
+    /// The planning error of its SELECT, `INVALID_PARAMETER` for bad options or a taken id,
+    /// `LIMIT_EXCEEDED` over `max_subscriptions_per_connection`, `max_result_rows` or the
+    /// statement timeout; nothing stays registered then.
+    pub async fn subscribe(
+        &self,
+        connection: &Arc<Connection>,
+        session: &Session,
+        request: SubscribeRequest,
+    ) -> Result<()> {
+        let exec = self.exec.clone();
+        let (connection, session) = (connection.clone(), session.clone());
+        self.runtime
+            .run(async move {
+                live::subscribe(&exec.core, &exec.bridge, &connection, &session, request).await
+            })
+            .await
+    }
+
+    /// An `unsubscribe`: false when the connection has no such subscription.
+    pub fn unsubscribe(&self, connection: &Connection, id: &str) -> bool {
+        self.exec.core.live.unsubscribe(connection, id)
     }
 
     /// Removes Parquet files that no manifest names (start-up recovery after a crash).

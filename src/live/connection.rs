@@ -9,14 +9,11 @@
 //!
 //! May import: the ground floor and the rest of `live/`. Never the shared state or anything above.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, watch};
 
 use super::protocol;
-use super::subscription::Subscription;
 use crate::error::{Error, Result};
 
 /// The registry's side of one connection.
@@ -31,8 +28,6 @@ pub struct Connection {
     tx: mpsc::Sender<String>,
     failure: watch::Sender<Option<String>>,
     closed: AtomicBool,
-    /// Subscriptions by the client's id.
-    pub(super) subscriptions: Mutex<HashMap<String, Arc<Subscription>>>,
 }
 
 /// The writer's side of one connection: the queued messages and the failure signal.
@@ -111,7 +106,6 @@ impl Connection {
                 tx,
                 failure,
                 closed: AtomicBool::new(false),
-                subscriptions: Mutex::default(),
             },
             Outbox {
                 rx,

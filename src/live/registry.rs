@@ -50,6 +50,13 @@ pub struct LiveQueryInfo {
     pub updated_at: i64,
 }
 
+/// One connection in the registry and its subscriptions by the client's ids.
+#[derive(Debug)]
+struct Registered {
+    connection: Weak<Connection>,
+    subscriptions: HashMap<String, Arc<Subscription>>,
+}
+
 /// The process's connections and subscriptions (see the module docs).
 #[derive(Debug)]
 pub struct LiveRegistry {
@@ -57,7 +64,7 @@ pub struct LiveRegistry {
     max_per_connection: usize,
     routes: RwLock<Routes>,
     by_live_id: Mutex<HashMap<String, Arc<Subscription>>>,
-    connections: Mutex<HashMap<String, Weak<Connection>>>,
+    connections: Mutex<HashMap<String, Registered>>,
     next_connection: AtomicU64,
 }
 
@@ -104,6 +111,10 @@ impl LiveRegistry {
         self.routes.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn connections(&self) -> std::sync::MutexGuard<'_, HashMap<String, Registered>> {
+        self.connections.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn by_live_id(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Subscription>>> {
         self.by_live_id.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -119,10 +130,13 @@ impl LiveRegistry {
             self.queue_capacity,
         );
         let c = Arc::new(c);
-        self.connections
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(c.id.clone(), Arc::downgrade(&c));
+        self.connections().insert(
+            c.id.clone(),
+            Registered {
+                connection: Arc::downgrade(&c),
+                subscriptions: HashMap::new(),
+            },
+        );
         (
             LiveConnection {
                 connection: c,
@@ -144,15 +158,21 @@ impl LiveRegistry {
                 protocol::MAX_SUBSCRIPTION_ID_BYTES
             )));
         }
-        let subs = connection
-            .subscriptions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        self.check_room(&subs, id)
+        self.check_room(&self.connections(), &connection.id, id)
     }
 
-    /// Fails when `id` is taken among `subs` or `subs` is full.
-    fn check_room(&self, subs: &HashMap<String, Arc<Subscription>>, id: &str) -> Result<()> {
+    /// Fails when `connection_id` is gone, or `id` is taken among its subscriptions, or they
+    /// are as many as allowed.
+    fn check_room(
+        &self,
+        connections: &HashMap<String, Registered>,
+        connection_id: &str,
+        id: &str,
+    ) -> Result<()> {
+        let subs = &connections
+            .get(connection_id)
+            .ok_or_else(|| Error::Execution("the connection was closed".into()))?
+            .subscriptions;
         if subs.contains_key(id) {
             return Err(Error::InvalidParameter(format!(
                 "subscription id '{id}' is already in use on this connection"
@@ -181,13 +201,11 @@ impl LiveRegistry {
     /// As [`LiveRegistry::check_new`] (another subscribe may have raced this one).
     pub fn register(&self, sub: Arc<Subscription>) -> Result<()> {
         {
-            let mut subs = sub
-                .connection
-                .subscriptions
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            self.check_room(&subs, &sub.spec.id)?;
-            subs.insert(sub.spec.id.clone(), sub.clone());
+            let mut connections = self.connections();
+            self.check_room(&connections, &sub.connection.id, &sub.spec.id)?;
+            if let Some(c) = connections.get_mut(&sub.connection.id) {
+                c.subscriptions.insert(sub.spec.id.clone(), sub.clone());
+            }
         }
         self.by_live_id().insert(sub.live_id.clone(), sub.clone());
         self.routes_write()
@@ -227,15 +245,10 @@ impl LiveRegistry {
                 by_id.remove(&sub.live_id);
             }
         }
+        if let Some(c) = self.connections().get_mut(&sub.connection.id)
+            && c.subscriptions.get(&sub.spec.id).is_some_and(same)
         {
-            let mut subs = sub
-                .connection
-                .subscriptions
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            if subs.get(&sub.spec.id).is_some_and(same) {
-                subs.remove(&sub.spec.id);
-            }
+            c.subscriptions.remove(&sub.spec.id);
         }
         let mut routes = self.routes_write();
         let key = (sub.spec.table.id, sub.spec.partition.clone());
@@ -256,12 +269,10 @@ impl LiveRegistry {
 
     /// Removes subscription `id` of `connection` (an `unsubscribe`); false if it has none.
     pub fn unsubscribe(&self, connection: &Connection, id: &str) -> bool {
-        let sub = connection
-            .subscriptions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned();
+        let sub = self
+            .connections()
+            .get(&connection.id)
+            .and_then(|c| c.subscriptions.get(id).cloned());
         match sub {
             Some(s) => {
                 self.remove(&s);
@@ -339,11 +350,9 @@ impl LiveRegistry {
     /// than `current` (None: the user was dropped) end with `auth_error`.
     pub fn user_changed(&self, user_id: &str, current: Option<u64>) {
         let connections: Vec<Arc<Connection>> = self
-            .connections
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .connections()
             .values()
-            .filter_map(Weak::upgrade)
+            .filter_map(|r| r.connection.upgrade())
             .filter(|c| c.user_id == user_id && Some(c.auth_version) != current)
             .collect();
         for c in connections {
@@ -356,20 +365,13 @@ impl LiveRegistry {
     /// Removes a connection and all its subscriptions.
     fn disconnect(&self, connection: &Arc<Connection>) {
         connection.close();
-        let subs: Vec<Arc<Subscription>> = connection
-            .subscriptions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for s in subs {
+        let registered = self.connections().remove(&connection.id);
+        for s in registered
+            .into_iter()
+            .flat_map(|r| r.subscriptions.into_values())
+        {
             self.remove(&s);
         }
-        self.connections
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&connection.id);
     }
 
     /// Every open subscription, for `system.live_queries`, ordered by live id.

@@ -16,15 +16,14 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::engine::{Authenticated, Engine};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::result::QueryResult;
-use crate::session::Session;
 
+mod auth;
 mod ws;
 
 /// Largest `POST /v1/api/auth/login` body, in bytes.
@@ -154,6 +153,12 @@ struct AppState {
     limiter: Arc<RateLimiter>,
 }
 
+impl axum::extract::FromRef<AppState> for Arc<Engine> {
+    fn from_ref(state: &AppState) -> Arc<Engine> {
+        state.engine.clone()
+    }
+}
+
 /// Builds the router for `engine`.
 pub fn router(engine: Arc<Engine>) -> Router {
     Router::new()
@@ -175,53 +180,6 @@ async fn healthcheck() -> impl IntoResponse {
     axum::Json(
         json!({"status": "healthy", "version": env!("CARGO_PKG_VERSION"), "api_version": API_VERSION}),
     )
-}
-
-/// The caller named by the `Authorization` header (`Basic` or `Bearer`); None without one.
-pub(crate) fn authenticate_header(
-    engine: &Engine,
-    headers: &HeaderMap,
-    peer: SocketAddr,
-) -> Option<Result<Authenticated>> {
-    let value = headers.get(header::AUTHORIZATION)?;
-    Some(authenticate_value(engine, value, peer.ip().is_loopback()))
-}
-
-fn authenticate_value(
-    engine: &Engine,
-    value: &header::HeaderValue,
-    loopback: bool,
-) -> Result<Authenticated> {
-    let value = value
-        .to_str()
-        .map_err(|_| Error::Unauthorized("malformed Authorization header".into()))?;
-    if let Some(b64) = value.strip_prefix("Basic ") {
-        let malformed = || Error::Unauthorized("malformed Basic credentials".into());
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(b64.trim())
-            .map_err(|_| malformed())?;
-        let text = String::from_utf8(raw).map_err(|_| malformed())?;
-        let (user, pass) = text.split_once(':').ok_or_else(malformed)?;
-        return Ok(Authenticated {
-            session: engine.users().authenticate(user, pass, loopback)?,
-            expires_at: None,
-        });
-    }
-    if let Some(token) = value.strip_prefix("Bearer ") {
-        return engine.authenticate_token(token.trim());
-    }
-    Err(Error::Unauthorized(
-        "unsupported Authorization scheme: use Basic or Bearer".into(),
-    ))
-}
-
-/// The session of an HTTP request: its `Authorization` header, else root on loopback while
-/// root has no password.
-fn authenticate(engine: &Engine, headers: &HeaderMap, peer: SocketAddr) -> Result<Session> {
-    match authenticate_header(engine, headers, peer) {
-        Some(auth) => auth.map(|a| a.session),
-        None => engine.users().anonymous_root(peer.ip().is_loopback()),
-    }
 }
 
 /// The body of `POST /v1/api/auth/login`.
@@ -300,7 +258,7 @@ async fn sql(
                 );
             }
         };
-    let session = match authenticate(&engine, &headers, peer) {
+    let session = match auth::authenticate(&engine, &headers, peer) {
         Ok(s) => s,
         Err(e) => return error_response(&e, started),
     };

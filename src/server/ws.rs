@@ -27,8 +27,9 @@ use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
 use tokio::task::JoinSet;
 
-use super::{AppState, authenticate_header};
-use crate::engine::{Authenticated, Engine};
+use super::auth::authenticate_header;
+use crate::auth::Authenticated;
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::live::protocol::{self, ClientMessage, codes};
 use crate::live::{Connection, Outbox, Outgoing};
@@ -44,13 +45,12 @@ const LAST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The upgrade handler of `GET /v1/ws`.
 pub(super) async fn upgrade(
-    State(state): State<AppState>,
+    State(engine): State<Arc<Engine>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let engine = state.engine;
     let early = match (
         authenticate_header(&engine, &headers, peer),
         query.get("token"),
