@@ -275,3 +275,28 @@ async fn an_open_websocket_closes_when_its_token_expires() {
     assert_eq!(m["message"], "token expired: log in again");
     assert!(ws.next().await.is_none());
 }
+
+#[tokio::test]
+async fn a_generated_secret_is_kept_so_tokens_survive_a_restart() {
+    let mut s = start_server(&[]).await;
+    s.root("CREATE USER 'alice' WITH PASSWORD 'pw-alice' ROLE user")
+        .await;
+    let token = s.login("alice", "pw-alice").await;
+    let bearer = format!("Bearer {token}");
+    assert_eq!(whoami(&s, &bearer).await, (200, json!("alice")));
+    // Not signed with a well-known default: a token forged with any guess fails.
+    let guess = forge(SECRET, "alice", Role::User, 600, 0);
+    assert_eq!(whoami(&s, &format!("Bearer {guess}")).await.0, 401);
+    s.root("CREATE NAMESPACE app").await;
+    s.root("CREATE USER TABLE app.t (id BIGINT PRIMARY KEY)")
+        .await;
+    let mut ws = s.ws(&token).await;
+    ws.subscribe("s", "SELECT * FROM app.t", json!({})).await;
+    let count = "SELECT count(*) FROM system.live_queries";
+    assert_eq!(s.root(count).await["results"][0]["rows"][0][0], 1);
+    s.restart().await;
+    assert_eq!(whoami(&s, &bearer).await, (200, json!("alice")));
+    // Subscriptions do not survive a restart (clients resume with from_seq).
+    assert!(ws.next().await.is_none());
+    assert_eq!(s.root(count).await["results"][0]["rows"][0][0], 0);
+}

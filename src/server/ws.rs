@@ -40,6 +40,11 @@ pub const AUTH_TIMEOUT: Duration = Duration::from_secs(3);
 /// Largest client message, in bytes, beyond the configured `max_sql_bytes`.
 const MESSAGE_HEADROOM_BYTES: usize = 64 * 1024;
 
+/// Subscribes one connection may have in progress at once; a client sending more waits (its
+/// further messages are not read meanwhile), so a flood of subscribes cannot take the server's
+/// planning capacity from other clients.
+const MAX_PENDING_SUBSCRIBES: usize = 64;
+
 /// How long the last message (an error) may take to send before the socket is dropped.
 const LAST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -115,7 +120,7 @@ async fn serve(engine: Arc<Engine>, socket: WebSocket, early: Option<Result<Auth
             _ = &mut writer => break,
             frame = stream.next() => match frame {
                 Some(Ok(Message::Text(t))) => {
-                    on_message(&engine, &connection, &auth, &t, &mut subscribes);
+                    on_message(&engine, &connection, &auth, &t, &mut subscribes).await;
                 }
                 Some(Ok(Message::Binary(_))) => {
                     connection.offer(protocol::error(
@@ -139,7 +144,7 @@ async fn serve(engine: Arc<Engine>, socket: WebSocket, early: Option<Result<Auth
 }
 
 /// Handles one text message of an authenticated connection.
-fn on_message(
+async fn on_message(
     engine: &Arc<Engine>,
     connection: &Arc<Connection>,
     auth: &Authenticated,
@@ -170,6 +175,11 @@ fn on_message(
             }
         }
         Ok(ClientMessage::Subscribe { subscription }) => {
+            while subscribes.len() >= MAX_PENDING_SUBSCRIBES {
+                if subscribes.join_next().await.is_none() {
+                    break;
+                }
+            }
             let (engine, connection) = (engine.clone(), connection.clone());
             let session = auth.session.clone();
             subscribes.spawn(async move {

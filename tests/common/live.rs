@@ -20,24 +20,40 @@ pub struct Live {
     pub server: ServerProcess,
     /// A plain HTTP client.
     pub http: reqwest::Client,
-    _dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+    dir: tempfile::TempDir,
 }
 
 /// Starts the binary with extra `KALAMDB_*` environment variables.
 pub async fn start_server(env: &[(&str, &str)]) -> Live {
     let dir = tempfile::tempdir().expect("tempdir");
-    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_kalamdb"));
-    let server = ServerProcess::start_with_env(binary, dir.path(), env)
-        .await
-        .expect("server starts");
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     Live {
-        server,
+        server: launch(dir.path(), &env).await,
         http: reqwest::Client::new(),
-        _dir: dir,
+        env,
+        dir,
     }
 }
 
+async fn launch(dir: &std::path::Path, env: &[(String, String)]) -> ServerProcess {
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_kalamdb"));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    ServerProcess::start_with_env(binary, dir, &env)
+        .await
+        .expect("server starts")
+}
+
 impl Live {
+    /// Kills the server (SIGKILL) and starts it again on the same data directory.
+    pub async fn restart(&mut self) {
+        self.server.kill();
+        self.server = launch(self.dir.path(), &self.env).await;
+    }
+
     /// `ws://…/v1/ws`.
     pub fn ws_url(&self) -> String {
         format!("{}/v1/ws", self.server.url.replacen("http://", "ws://", 1))
