@@ -171,13 +171,12 @@ pub(super) async fn subscribe(
     let planned = bridge
         .plan_subscription(statement, &toks, session, &limits)
         .await?;
-    let def = planned.table.def().clone();
     let spec = SubscriptionSpec {
         id: request.id.clone(),
         sql: request.sql.clone(),
         options: request.options.clone(),
         partition: planned.table.partition().to_string(),
-        table: def.clone(),
+        table: planned.table.def().clone(),
         columns: planned.columns,
         predicate: planned.predicate,
     };
@@ -188,15 +187,20 @@ pub(super) async fn subscribe(
     let read = planned
         .table
         .read_subscribed(from_seq.is_some(), |current| {
-            if core
-                .catalog
-                .table(&current.namespace, &current.name)
-                .is_none_or(|t| t.id != current.id)
-            {
-                return Err(Error::TableNotFound(format!(
-                    "table '{}' does not exist",
-                    current.qualified()
-                )));
+            match core.catalog.table(&current.namespace, &current.name) {
+                Some(t) if t.id == current.id && t.schema_version == current.schema_version => {}
+                Some(t) if t.id == current.id => {
+                    return Err(Error::Execution(format!(
+                        "table '{}' was altered while subscribing; subscribe again",
+                        current.qualified()
+                    )));
+                }
+                _ => {
+                    return Err(Error::TableNotFound(format!(
+                        "table '{}' does not exist",
+                        current.qualified()
+                    )));
+                }
             }
             registry.register(sub.clone())?;
             Ok(crate::ids::last_seq())
@@ -230,7 +234,9 @@ async fn send_initial(
     batch_size: usize,
     max_rows: u64,
 ) -> Result<()> {
-    let c = sub.compiled();
+    // Compiled against the definition the rows were read with (a concurrent ALTER may have
+    // recompiled the subscription itself for the changes to come).
+    let c = Compiled::new(&sub.spec.table, &sub.spec)?;
     let options = &sub.spec.options;
     let initial = initial_rows(&c, batches, options.from_seq, options.last_rows, max_rows)?;
     let full = sub.spec.table.arrow_schema(true);

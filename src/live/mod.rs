@@ -10,8 +10,9 @@
 //!
 //! This folder is the routing core and sits below the shared state (which holds the registry),
 //! as the job records do, so the write path can hand it changes without importing upward.
-//! Planning a subscription's SELECT and reading its initial data happen above, in
-//! `engine/live.rs`; the WebSocket itself is `server/ws.rs`. Nothing here knows about sockets.
+//! Planning a subscription's SELECT (`query/live.rs`) and reading its initial data
+//! (`engine/live.rs`, `tables/scan.rs`) happen above; the WebSocket itself is `server/ws.rs`.
+//! Nothing here knows about sockets or SQL text.
 //!
 //! May import: the ground floor and `catalog/`. Never `storage/`, the shared state, `tables/`,
 //! `query/`, `engine/` or the front ends.

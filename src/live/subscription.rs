@@ -252,14 +252,6 @@ impl Subscription {
         self.phase.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The compilation in force.
-    pub fn compiled(&self) -> Arc<Compiled> {
-        self.compiled
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
     /// Recompiles against `def` unless already compiled for its schema version.
     ///
     /// # Errors
@@ -287,8 +279,10 @@ impl Subscription {
         *self.phase() = Phase::Ended;
     }
 
-    /// Delivers the rows of `ev` this subscription selects, as one `change` message. Called by
-    /// the write path under the table's lock, so it never waits.
+    /// Delivers the rows of `ev` this subscription selects as `change` messages, one per run of
+    /// consecutive rows of one kind (a row entering the WHERE is an insert, one leaving it a
+    /// delete: docs/live-queries.md). Called by the write path under the table's lock, so it
+    /// never waits.
     pub fn deliver(&self, ev: &ChangeEvent, cache: &mut PayloadCache) -> Delivery {
         match self.try_deliver(ev, cache) {
             Ok(d) => d,
