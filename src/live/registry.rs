@@ -396,3 +396,165 @@ impl LiveRegistry {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray};
+    use datafusion::logical_expr::{Expr, col, lit};
+
+    use super::*;
+    use crate::catalog::types::{FlushPolicy, SqlType, TableType};
+    use crate::catalog::{ColumnDef, TableDef};
+    use crate::live::connection::{Outbox, Outgoing};
+    use crate::live::event::{ChangeBuilder, ChangeKind};
+    use crate::live::subscription::SubscriptionSpec;
+
+    fn table(table_type: TableType) -> Arc<TableDef> {
+        let column = |id: u32, name: &str, sql_type: SqlType, primary_key: bool| ColumnDef {
+            id,
+            name: name.into(),
+            sql_type,
+            nullable: !primary_key,
+            default: None,
+            primary_key,
+            added_in: 1,
+        };
+        Arc::new(TableDef {
+            id: 7,
+            namespace: "app".into(),
+            name: "t".into(),
+            table_type,
+            columns: vec![
+                column(1, "id", SqlType::BigInt, true),
+                column(2, "v", SqlType::Text, false),
+            ],
+            next_column_id: 3,
+            schema_version: 1,
+            location: None,
+            flush_policy: FlushPolicy::default(),
+            ttl_seconds: None,
+            buffer_size: None,
+            deleted_retention_secs: None,
+            storage_id: "local".into(),
+            created_at: 0,
+            updated_at: 0,
+        })
+    }
+
+    fn subscribe(
+        registry: &Arc<LiveRegistry>,
+        connection: &Arc<Connection>,
+        def: &Arc<TableDef>,
+        id: &str,
+        partition: &str,
+        predicate: Option<Expr>,
+    ) -> Result<Arc<Subscription>> {
+        let spec = SubscriptionSpec {
+            id: id.into(),
+            sql: String::new(),
+            options: Default::default(),
+            table: def.clone(),
+            partition: partition.into(),
+            columns: vec!["id".into(), "v".into()],
+            predicate,
+        };
+        let sub = Arc::new(Subscription::new(spec, connection.clone())?);
+        registry.register(sub.clone())?;
+        Ok(sub)
+    }
+
+    fn insert(def: &Arc<TableDef>, partition: &str, ids: &[i64]) -> ChangeEvent {
+        let user: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(ids.to_vec())),
+            Arc::new(StringArray::from(vec!["x"; ids.len()])),
+        ];
+        let rows: Vec<usize> = (0..ids.len()).collect();
+        let seqs: Vec<u64> = (1..=ids.len() as u64).collect();
+        let mut b = ChangeBuilder::new(ChangeKind::Insert, def.clone(), partition);
+        b.add_new(&user, &rows, &seqs).unwrap();
+        b.finish().unwrap().unwrap()
+    }
+
+    async fn next_message(outbox: &mut Outbox) -> serde_json::Value {
+        match outbox.next().await {
+            Outgoing::Message(m) => serde_json::from_str(&m).unwrap(),
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn changes_reach_only_their_partition_and_matching_rows() {
+        let registry = Arc::new(LiveRegistry::new(16, 16));
+        let def = table(TableType::User);
+        let (alice, mut alice_out) = registry.connect("alice", 0);
+        let (bob, mut bob_out) = registry.connect("bob", 0);
+        let a = subscribe(
+            &registry,
+            &alice.connection,
+            &def,
+            "s",
+            "alice",
+            Some(col("id").gt(lit(1i64))),
+        )
+        .unwrap();
+        let b = subscribe(&registry, &bob.connection, &def, "s", "bob", None).unwrap();
+        for s in [&a, &b] {
+            futures::executor::block_on(s.go_live()).unwrap();
+        }
+        assert!(registry.wants(7, "alice") && registry.wants(7, "bob"));
+        assert!(!registry.wants(7, "carol") && !registry.wants(8, "alice"));
+        registry.publish(&insert(&def, "alice", &[1, 2, 3]));
+        registry.publish(&insert(&def, "bob", &[9]));
+        let m = next_message(&mut alice_out).await;
+        assert_eq!(m["change_type"], "insert");
+        let ids: Vec<i64> = m["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(ids, vec![2, 3]);
+        assert_eq!(next_message(&mut bob_out).await["rows"][0]["id"], 9);
+        assert_eq!(a.changes(), 1);
+        // Dropping a connection removes its subscriptions and its route.
+        drop(alice);
+        assert!(!registry.wants(7, "alice"));
+        assert_eq!(registry.list().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_duplicate_does_not_remove_the_original() {
+        let registry = Arc::new(LiveRegistry::new(16, 2));
+        let def = table(TableType::Shared);
+        let (c, _out) = registry.connect("root", 0);
+        let first = subscribe(&registry, &c.connection, &def, "s", "", None).unwrap();
+        let spec = first.spec.clone();
+        let dup = Arc::new(Subscription::new(spec, c.connection.clone()).unwrap());
+        assert!(registry.register(dup.clone()).is_err());
+        registry.abandon(&dup);
+        assert_eq!(registry.list().len(), 1);
+        assert!(registry.wants(7, ""));
+        subscribe(&registry, &c.connection, &def, "t", "", None).unwrap();
+        let third = subscribe(&registry, &c.connection, &def, "u", "", None);
+        assert!(matches!(third, Err(Error::LimitExceeded(_))));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_fails_the_connection_instead_of_waiting() {
+        let registry = Arc::new(LiveRegistry::new(2, 16));
+        let def = table(TableType::Shared);
+        let (c, mut out) = registry.connect("root", 0);
+        let s = subscribe(&registry, &c.connection, &def, "s", "", None).unwrap();
+        futures::executor::block_on(s.go_live()).unwrap();
+        for id in 0..5 {
+            registry.publish(&insert(&def, "", &[id]));
+        }
+        assert!(c.connection.is_failed());
+        match out.next().await {
+            Outgoing::Last(m) => assert!(m.contains("LIMIT_EXCEEDED"), "{m}"),
+            other => panic!("expected the failure first, got {other:?}"),
+        }
+    }
+}
