@@ -691,3 +691,44 @@ fn count_ids(messages: &[Value]) -> usize {
         .map(|m| m["rows"].as_array().map_or(0, Vec::len))
         .sum()
 }
+
+#[tokio::test]
+async fn kalamdb_sql_subscribe_prints_changes_as_they_arrive() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let s = start_server(&[]).await;
+    todos(&s).await;
+    s.user("alice", "pw-alice", "user").await;
+    let mut cli = tokio::process::Command::new(env!("CARGO_BIN_EXE_kalamdb"))
+        .args(["sql", "--url", &s.server.url, "-u", "alice", "-c"])
+        .arg("\\subscribe SELECT id, title FROM app.todos WHERE done = false")
+        .env("KALAMDB_PASSWORD", "pw-alice")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kalamdb sql starts");
+    let mut lines = BufReader::new(cli.stdout.take().unwrap()).lines();
+    let mut next_line = async || {
+        tokio::time::timeout(common::live::WAIT, lines.next_line())
+            .await
+            .expect("a line within the deadline")
+            .unwrap()
+            .expect("output continues")
+    };
+    assert_eq!(next_line().await, "-- connected as alice");
+    assert!(next_line().await.starts_with("-- subscribed: 0 row(s)"));
+    as_user(
+        &s,
+        "alice",
+        "INSERT INTO app.todos VALUES (1, 'from the cli test', false)",
+    )
+    .await;
+    let line = next_line().await;
+    assert!(line.starts_with("[insert] {"), "{line}");
+    assert!(line.contains("\"title\":\"from the cli test\""), "{line}");
+    as_user(&s, "alice", "UPDATE app.todos SET done = true WHERE id = 1").await;
+    let line = next_line().await;
+    assert!(
+        line.starts_with("[delete] {") && line.contains("\"id\":1"),
+        "{line}"
+    );
+}
