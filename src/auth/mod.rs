@@ -416,4 +416,45 @@ mod tests {
         assert!(!verify_password("Secret", &h));
         assert!(hash_password("").is_err());
     }
+
+    #[test]
+    fn a_verified_password_is_cached_until_the_user_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("db"), false).unwrap());
+        let users = Users::open(store, None).unwrap();
+        let now = crate::ids::now_millis();
+        let mut alice = UserRecord {
+            user_id: "alice".into(),
+            username: "alice".into(),
+            password_hash: Some(hash_password("pw").unwrap()),
+            role: Role::User,
+            email: None,
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+            auth_version: 0,
+        };
+        users.put(&alice).unwrap();
+        let cached = |password: &str| {
+            let version = users.auth_version("alice").unwrap().unwrap();
+            users
+                .cache
+                .hit("alice", &users.cache.digest("alice", password), version)
+        };
+        assert!(!cached("pw"));
+        assert!(users.verify_credentials("alice", "wrong", false).is_err());
+        assert!(!cached("wrong"), "a wrong password is never cached");
+        assert!(users.verify_credentials("alice", "pw", false).is_ok());
+        assert!(cached("pw"));
+        assert!(!cached("wrong"));
+        // Any change of the record forgets it; a password change also raises the version.
+        alice.email = Some("a@example.com".into());
+        users.put(&alice).unwrap();
+        assert!(!cached("pw"));
+        assert_eq!(users.auth_version("alice").unwrap(), Some(0));
+        alice.password_hash = Some(hash_password("new").unwrap());
+        users.put(&alice).unwrap();
+        assert_eq!(users.auth_version("alice").unwrap(), Some(1));
+        assert!(users.verify_credentials("alice", "pw", false).is_err());
+    }
 }
