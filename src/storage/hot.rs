@@ -109,53 +109,66 @@ pub fn scalar_payload(s: &datafusion::scalar::ScalarValue) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Decodes the rows under `prefix` as of `view` into batches of `layout.schema`, with their
-/// keys. Tombstones are skipped unless `include_deleted`; expired rows always.
-///
-/// # Errors
-/// Storage failures and corrupt rows.
-pub fn decode_hot(
-    layout: &HotLayout,
-    view: &View<'_>,
-    prefix: &[u8],
+/// Decodes stored rows one at a time into batches of a [`HotLayout`], with their keys.
+struct HotDecoder<'l> {
+    layout: &'l HotLayout,
     include_deleted: bool,
-) -> Result<PartitionRows> {
-    // One output slot per column: its builder, its source, and whether the current row set it.
-    let mut slots: Vec<(ColumnBuilder, &HotColumn, bool)> =
-        Vec::with_capacity(layout.columns.len());
-    let mut by_id: HashMap<u32, usize> = HashMap::new();
-    for (pos, (field, source)) in layout
-        .schema
-        .fields()
-        .iter()
-        .zip(&layout.columns)
-        .enumerate()
-    {
-        if let HotColumn::Cell { id, .. } = source {
-            by_id.insert(*id, pos);
+    /// One output slot per column: its builder, its source, and whether the current row set it.
+    slots: Vec<(ColumnBuilder, &'l HotColumn, bool)>,
+    by_id: HashMap<u32, usize>,
+    rows_in_batch: usize,
+    out: PartitionRows,
+}
+
+impl<'l> HotDecoder<'l> {
+    fn new(layout: &'l HotLayout, include_deleted: bool) -> Result<HotDecoder<'l>> {
+        let mut slots = Vec::with_capacity(layout.columns.len());
+        let mut by_id = HashMap::new();
+        for (pos, (field, source)) in layout
+            .schema
+            .fields()
+            .iter()
+            .zip(&layout.columns)
+            .enumerate()
+        {
+            if let HotColumn::Cell { id, .. } = source {
+                by_id.insert(*id, pos);
+            }
+            slots.push((ColumnBuilder::new(field.data_type())?, source, false));
         }
-        slots.push((ColumnBuilder::new(field.data_type())?, source, false));
+        Ok(HotDecoder {
+            layout,
+            include_deleted,
+            slots,
+            by_id,
+            rows_in_batch: 0,
+            out: PartitionRows::default(),
+        })
     }
-    let mut out = PartitionRows::default();
-    let mut rows_in_batch = 0usize;
-    let finish = |slots: &mut Vec<(ColumnBuilder, &HotColumn, bool)>,
-                  n: usize,
-                  out: &mut PartitionRows|
-     -> Result<()> {
-        let arrays = slots
+
+    fn finish_batch(&mut self) -> Result<()> {
+        let arrays = self
+            .slots
             .iter_mut()
             .map(|(b, _, _)| b.finish())
             .collect::<Result<Vec<_>>>()?;
-        out.batches.push(batch_of(&layout.schema, arrays, n)?);
+        self.out
+            .batches
+            .push(batch_of(&self.layout.schema, arrays, self.rows_in_batch)?);
+        self.rows_in_batch = 0;
         Ok(())
-    };
-    view.for_each_prefix(CF_ROWS, prefix, |k, v| {
-        let h = codec::decode_header(v)?;
-        if (h.deleted && !include_deleted) || h.seq < layout.min_seq {
-            return Ok(true);
+    }
+
+    /// Appends the row stored under `key` as `value`, unless it is a tombstone (and tombstones
+    /// are not wanted) or expired.
+    fn push(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        let h = codec::decode_header(value)?;
+        if (h.deleted && !self.include_deleted) || h.seq < self.layout.min_seq {
+            return Ok(());
         }
+        let (slots, by_id) = (&mut self.slots, &self.by_id);
         slots.iter_mut().for_each(|(_, _, seen)| *seen = false);
-        codec::for_each_cell(v, |id, payload| {
+        codec::for_each_cell(value, |id, payload| {
             if let Some((builder, _, seen)) = by_id.get(&id).and_then(|&pos| slots.get_mut(pos)) {
                 builder.append_payload(payload)?;
                 *seen = true;
@@ -175,16 +188,60 @@ pub fn decode_hot(
                 HotColumn::Deleted => builder.append_bool(h.deleted),
             }
         }
-        out.keys.push(k.into());
-        rows_in_batch = rows_in_batch.saturating_add(1);
-        if rows_in_batch == BATCH_ROWS {
-            finish(&mut slots, rows_in_batch, &mut out)?;
-            rows_in_batch = 0;
+        self.out.keys.push(key.into());
+        self.rows_in_batch = self.rows_in_batch.saturating_add(1);
+        if self.rows_in_batch == BATCH_ROWS {
+            self.finish_batch()?;
         }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<PartitionRows> {
+        if self.rows_in_batch > 0 || self.out.batches.is_empty() {
+            self.finish_batch()?;
+        }
+        Ok(self.out)
+    }
+}
+
+/// Decodes the rows under `prefix` as of `view` into batches of `layout.schema`, with their
+/// keys. Tombstones are skipped unless `include_deleted`; expired rows always.
+///
+/// # Errors
+/// Storage failures and corrupt rows.
+pub fn decode_hot(
+    layout: &HotLayout,
+    view: &View<'_>,
+    prefix: &[u8],
+    include_deleted: bool,
+) -> Result<PartitionRows> {
+    let mut decoder = HotDecoder::new(layout, include_deleted)?;
+    view.for_each_prefix(CF_ROWS, prefix, |k, v| {
+        decoder.push(k, v)?;
         Ok(true)
     })?;
-    if rows_in_batch > 0 || out.batches.is_empty() {
-        finish(&mut slots, rows_in_batch, &mut out)?;
+    decoder.finish()
+}
+
+/// Decodes the rows stored under `keys` (full row keys) as of `view`, as [`decode_hot`] does,
+/// in the order of `keys`. Also returns the keys with no hot version at all (neither a row nor
+/// a tombstone): only those can have a cold version.
+///
+/// # Errors
+/// Storage failures and corrupt rows.
+pub fn decode_hot_keys(
+    layout: &HotLayout,
+    view: &View<'_>,
+    keys: &[Vec<u8>],
+    include_deleted: bool,
+) -> Result<(PartitionRows, Vec<Vec<u8>>)> {
+    let mut decoder = HotDecoder::new(layout, include_deleted)?;
+    let mut absent = Vec::new();
+    for k in keys {
+        match view.get(CF_ROWS, k)? {
+            Some(v) => decoder.push(k, &v)?,
+            None => absent.push(k.clone()),
+        }
     }
-    Ok(out)
+    Ok((decoder.finish()?, absent))
 }

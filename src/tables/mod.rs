@@ -39,8 +39,9 @@ use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::{TableProvider, TableType as DfTableType};
 use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::logical_expr::dml::InsertOp;
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::scalar::ScalarValue;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 
@@ -164,6 +165,42 @@ pub(crate) fn strip_qualifiers(e: Expr) -> Result<Expr> {
     .data)
 }
 
+/// The full row keys `filters` (conjuncts) pin the primary key to — `pk = literal` or
+/// `pk IN (literal, …)`, literals of the column's own type — sorted and without duplicates;
+/// None when no filter does. A row any of the filters selects has one of these keys, so reading
+/// just them (hot by key, cold through the primary-key index) loses nothing.
+fn point_keys(table: &KalamTable, filters: &[&Expr]) -> Result<Option<Vec<Vec<u8>>>> {
+    let Some(pk) = table.def.primary_key() else {
+        return Ok(None);
+    };
+    let data_type = pk.sql_type.arrow_type();
+    let is_pk = |e: &Expr| matches!(e, Expr::Column(c) if c.name == pk.name);
+    let literal = |e: &Expr| match e {
+        Expr::Literal(v, _) if v.data_type() == data_type => Some(v.clone()),
+        _ => None,
+    };
+    for f in filters {
+        let values: Option<Vec<ScalarValue>> = match f {
+            Expr::BinaryExpr(b) if b.op == Operator::Eq => {
+                match (b.left.as_ref(), b.right.as_ref()) {
+                    (l, r) if is_pk(l) => literal(r).map(|v| vec![v]),
+                    (l, r) if is_pk(r) => literal(l).map(|v| vec![v]),
+                    _ => None,
+                }
+            }
+            Expr::InList(l) if !l.negated && is_pk(&l.expr) => l.list.iter().map(literal).collect(),
+            _ => None,
+        };
+        let Some(values) = values else { continue };
+        let mut keys = std::collections::BTreeSet::new();
+        for v in values.iter().filter(|v| !v.is_null()) {
+            keys.insert(table.pk_key(pk, v.to_array()?.as_ref(), 0)?);
+        }
+        return Ok(Some(keys.into_iter().collect()));
+    }
+    Ok(None)
+}
+
 fn mentions_deleted(filters: &[Expr]) -> bool {
     filters
         .iter()
@@ -203,11 +240,16 @@ impl TableProvider for KalamTable {
             None => (0..self.schema.fields().len()).collect(),
         };
         let include_deleted = self.with_system && mentions_deleted(filters);
-        let pruning = self.pruning_predicate(state, filters);
-        let rows = self
-            .read(&columns, include_deleted, pruning.as_deref())
-            .await
-            .map_err(df_err)?;
+        let conjuncts: Vec<&Expr> = filters.iter().collect();
+        let rows = match point_keys(self, &conjuncts).map_err(df_err)? {
+            Some(keys) => self.read_keys(&columns, &keys, include_deleted).await,
+            None => {
+                let pruning = self.pruning_predicate(state, filters);
+                self.read(&columns, include_deleted, pruning.as_deref())
+                    .await
+            }
+        }
+        .map_err(df_err)?;
         let schema = Arc::new(self.schema.project(&columns)?);
         let exec = MemorySourceConfig::try_new_exec(&[rows.batches], schema, None)?;
         Ok(exec)

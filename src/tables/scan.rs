@@ -5,6 +5,7 @@
 //! May import: the ground floor, `catalog/`, `storage/`, the shared state and the parent
 //! provider. Never `query/`, `engine/` or the front ends.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray};
@@ -21,13 +22,36 @@ use datafusion::scalar::ScalarValue;
 
 use crate::catalog::{DELETED, SEQ, TableDef, TableType, UPDATED};
 use crate::error::{Error, Result};
+use crate::storage::CF_META;
 use crate::storage::cold;
-use crate::storage::hot::{PartitionRows, batch_of, decode_hot};
+use crate::storage::hot::{PartitionRows, batch_of, decode_hot, decode_hot_keys};
 
 use super::{KalamTable, reject_subqueries, strip_qualifiers};
 
-/// The live cold files of a partition, each with its deletion vector (sorted row numbers).
-type ColdFiles = Vec<(cold::FileEntry, Vec<u32>)>;
+/// Which rows of a cold file a read keeps, by row number in the file.
+#[derive(Debug, Clone, Copy)]
+struct RowSelection<'a> {
+    /// The file's deletion vector: rows superseded by a newer version (sorted).
+    superseded: &'a [u32],
+    /// For a read by key, the only rows wanted (sorted); None keeps every live row.
+    only: Option<&'a [u32]>,
+}
+
+impl RowSelection<'_> {
+    /// True if row `number` (None: beyond `u32`, never indexed) is kept.
+    fn keeps(&self, number: Option<u32>) -> bool {
+        let superseded = number.is_some_and(|n| self.superseded.binary_search(&n).is_ok());
+        let wanted = match self.only {
+            None => true,
+            Some(only) => number.is_some_and(|n| only.binary_search(&n).is_ok()),
+        };
+        wanted && !superseded
+    }
+}
+
+/// Cold files to read: each with its deletion vector and, for a read by key, the only rows
+/// wanted (both sorted row numbers).
+type ColdFiles = Vec<(cold::FileEntry, Vec<u32>, Option<Vec<u32>>)>;
 
 impl KalamTable {
     /// Reads the partition's live rows (and tombstones if `include_deleted`), with columns
@@ -41,6 +65,46 @@ impl KalamTable {
         pruning: Option<&PruningPredicate>,
     ) -> Result<PartitionRows> {
         let (hot, files) = self.read_snapshot(columns, include_deleted, pruning)?;
+        self.read_cold(hot, files, columns, include_deleted).await
+    }
+
+    /// Reads the rows of the partition stored under `keys` (full row keys, sorted), as
+    /// [`KalamTable::read`] does for the whole partition: each key's hot version, else its
+    /// cold version found through the primary-key index. Only the files holding those rows are
+    /// fetched.
+    pub(super) async fn read_keys(
+        &self,
+        columns: &[usize],
+        keys: &[Vec<u8>],
+        include_deleted: bool,
+    ) -> Result<PartitionRows> {
+        let (hot, files) = {
+            let view = self.core.store.view();
+            let layout = self.def.hot_layout(columns, crate::ids::now_millis())?;
+            let (hot, absent) = decode_hot_keys(&layout, &view, keys, include_deleted)?;
+            let mut wanted: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
+            if self.def.table_type != TableType::Stream {
+                for k in &absent {
+                    if let Some(v) = view.get(CF_META, &cold::pkidx_key(k))? {
+                        let loc = cold::ColdLoc::decode(&v)?;
+                        if include_deleted || !loc.deleted {
+                            wanted.entry(loc.file_id).or_default().push(loc.row);
+                        }
+                    }
+                }
+            }
+            let mut files = Vec::new();
+            if !wanted.is_empty() {
+                for f in cold::manifest(&view, self.def.id, Some(self.partition()))? {
+                    if let Some(mut rows) = wanted.remove(&f.file_id) {
+                        rows.sort_unstable();
+                        let dv = cold::deletion_vector(&view, self.def.id, f.file_id)?;
+                        files.push((f, dv, Some(rows)));
+                    }
+                }
+            }
+            (hot, files)
+        };
         self.read_cold(hot, files, columns, include_deleted).await
     }
 
@@ -94,7 +158,7 @@ impl KalamTable {
             }
             for f in entries {
                 let dv = cold::deletion_vector(&view, self.def.id, f.file_id)?;
-                files.push((f, dv));
+                files.push((f, dv, None));
             }
         }
         Ok((hot, files))
@@ -109,9 +173,13 @@ impl KalamTable {
         include_deleted: bool,
     ) -> Result<PartitionRows> {
         let prefix = self.prefix();
-        for (f, dv) in files {
+        for (f, dv, only) in files {
             let bytes = self.core.cold.read(&f.path).await?;
-            self.decode_cold(bytes, &dv, columns, include_deleted, &prefix, &mut out)?;
+            let rows = RowSelection {
+                superseded: &dv,
+                only: only.as_deref(),
+            };
+            self.decode_cold(bytes, rows, columns, include_deleted, &prefix, &mut out)?;
         }
         Ok(out)
     }
@@ -120,7 +188,7 @@ impl KalamTable {
     fn decode_cold(
         &self,
         bytes: bytes::Bytes,
-        dv: &[u32],
+        rows: RowSelection<'_>,
         columns: &[usize],
         include_deleted: bool,
         prefix: &[u8],
@@ -153,19 +221,18 @@ impl KalamTable {
         // Row numbers within the file, as the deletion vector counts them.
         let mut file_row = 0u64;
         for b in batches {
-            let rows = b.num_rows();
+            let n_rows = b.num_rows();
             let seq = b.column(seq_pos).as_primitive::<Int64Type>().clone();
             let del = b.column(del_pos).as_boolean().clone();
             let keys_col = b.column(key_pos).as_binary::<i32>().clone();
             let mask: BooleanArray = (file_row..)
-                .zip(0..rows)
+                .zip(0..n_rows)
                 .map(|(number, i)| {
-                    let superseded =
-                        u32::try_from(number).is_ok_and(|number| dv.binary_search(&number).is_ok());
-                    Some(!superseded && (include_deleted || !del.value(i)))
+                    let number = u32::try_from(number).ok();
+                    Some(rows.keeps(number) && (include_deleted || !del.value(i)))
                 })
                 .collect();
-            file_row = file_row.saturating_add(rows as u64);
+            file_row = file_row.saturating_add(n_rows as u64);
             let kept = mask.true_count();
             if kept == 0 {
                 continue;
@@ -182,8 +249,8 @@ impl KalamTable {
                             .map(|d| d.literal_scalar(&dt))
                             .transpose()?
                         {
-                            Some(Some(s)) => s.to_array_of_size(rows)?,
-                            _ => new_null_array(&dt, rows),
+                            Some(Some(s)) => s.to_array_of_size(n_rows)?,
+                            _ => new_null_array(&dt, n_rows),
                         },
                     }
                 } else {
@@ -200,7 +267,7 @@ impl KalamTable {
                 arrays.push(filter(&a, &mask)?);
             }
             out.batches.push(batch_of(&schema, arrays, kept)?);
-            for i in (0..rows).filter(|&i| mask.value(i)) {
+            for i in (0..n_rows).filter(|&i| mask.value(i)) {
                 let mut k = prefix.to_vec();
                 k.extend_from_slice(keys_col.value(i));
                 out.keys.push(k.into());

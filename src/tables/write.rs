@@ -17,6 +17,7 @@ use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::catalog::Session as DfSession;
 use datafusion::common::DFSchema;
 use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::physical_expr::PhysicalExpr;
 use tokio::sync::OwnedMutexGuard;
 
@@ -28,7 +29,7 @@ use crate::storage::codec::{self, RowHeader};
 use crate::storage::hot::{PartitionRows, key_at};
 use crate::storage::{Batch, CF_META, CF_ROWS, cold, keys};
 
-use super::{KalamTable, reject_subqueries, strip_qualifiers};
+use super::{KalamTable, point_keys, reject_subqueries, strip_qualifiers};
 
 impl KalamTable {
     /// UPDATE: sets `assignments` (column name → value, qualifiers allowed) on every row of the
@@ -53,6 +54,7 @@ impl KalamTable {
             )));
         }
         self.check_write_allowed()?;
+        let keys = self.predicate_keys(predicate.as_ref())?;
         let filter = self.compile_filter(state, predicate)?;
         let full = self.def.arrow_schema(true);
         let df_schema = DFSchema::try_from(full.as_ref().clone())?;
@@ -70,7 +72,8 @@ impl KalamTable {
             let expr = strip_qualifiers(expr)?;
             compiled.push((pos, state.create_physical_expr(expr, &df_schema)?));
         }
-        self.update_rows(&compiled, &filter, control).await
+        self.update_rows(&compiled, &filter, keys.as_deref(), control)
+            .await
     }
 
     /// DELETE: tombstones (USER/SHARED) or removes (STREAM) every row of the caller's partition
@@ -85,8 +88,9 @@ impl KalamTable {
         control: &StatementControl,
     ) -> Result<u64> {
         self.check_write_allowed()?;
+        let keys = self.predicate_keys(predicate.as_ref())?;
         let filter = self.compile_filter(state, predicate)?;
-        self.delete_rows(&filter, control).await
+        self.delete_rows(&filter, keys.as_deref(), control).await
     }
 
     /// Where `key`'s current version is: `(live, cold location)`. The hot tier is checked first;
@@ -170,7 +174,7 @@ impl KalamTable {
     }
 
     /// The storage key suffix of a row: encoded PRIMARY KEY, or None (identity/stream tables).
-    fn pk_key(&self, pk: &ColumnDef, array: &dyn Array, row: usize) -> Result<Vec<u8>> {
+    pub(super) fn pk_key(&self, pk: &ColumnDef, array: &dyn Array, row: usize) -> Result<Vec<u8>> {
         let mut key = self.prefix();
         if array.is_null(row) {
             return Err(Error::Execution(format!(
@@ -421,13 +425,30 @@ impl KalamTable {
             .collect())
     }
 
-    /// Takes the table's write lock, then reads every live row of the partition with every
-    /// column (user and system): the snapshot an UPDATE or DELETE rewrites. The lock is held
-    /// until the returned guard drops, so no other write lands between the read and the commit.
-    async fn lock_and_read_all(&self) -> Result<(OwnedMutexGuard<()>, PartitionRows)> {
+    /// The row keys a DML predicate pins the primary key to (see `point_keys`), or None.
+    fn predicate_keys(&self, predicate: Option<&Expr>) -> Result<Option<Vec<Vec<u8>>>> {
+        let Some(p) = predicate else {
+            return Ok(None);
+        };
+        let p = strip_qualifiers(p.clone())?;
+        point_keys(self, &split_conjunction(&p))
+    }
+
+    /// Takes the table's write lock, then reads the live rows of the partition with every
+    /// column (user and system): the snapshot an UPDATE or DELETE rewrites — all of them, or
+    /// only those under `keys` when the WHERE pins the primary key. The lock is held until the
+    /// returned guard drops, so no other write lands between the read and the commit.
+    async fn lock_and_read(
+        &self,
+        keys: Option<&[Vec<u8>]>,
+    ) -> Result<(OwnedMutexGuard<()>, PartitionRows)> {
         let guard = self.core.table_lock(self.def.id).lock_owned().await;
         let all: Vec<usize> = (0..self.def.arrow_schema(true).fields().len()).collect();
-        Ok((guard, self.read(&all, false, None).await?))
+        let rows = match keys {
+            Some(keys) => self.read_keys(&all, keys, false).await?,
+            None => self.read(&all, false, None).await?,
+        };
+        Ok((guard, rows))
     }
 
     /// UPDATE: applies `assignments` (user column position → value expr) to matching rows.
@@ -435,9 +456,10 @@ impl KalamTable {
         &self,
         assignments: &[(usize, Arc<dyn PhysicalExpr>)],
         filter: &Option<Arc<dyn PhysicalExpr>>,
+        keys: Option<&[Vec<u8>]>,
         control: &StatementControl,
     ) -> Result<u64> {
-        let (_guard, rows) = self.lock_and_read_all().await?;
+        let (_guard, rows) = self.lock_and_read(keys).await?;
         let pk_pos = self.def.columns.iter().position(|c| c.primary_key);
         let mut wb = Batch::default();
         let mut dv = HashMap::new();
@@ -526,9 +548,10 @@ impl KalamTable {
     async fn delete_rows(
         &self,
         filter: &Option<Arc<dyn PhysicalExpr>>,
+        keys: Option<&[Vec<u8>]>,
         control: &StatementControl,
     ) -> Result<u64> {
-        let (_guard, rows) = self.lock_and_read_all().await?;
+        let (_guard, rows) = self.lock_and_read(keys).await?;
         let mut wb = Batch::default();
         let mut dv = HashMap::new();
         let mut buf = Vec::new();

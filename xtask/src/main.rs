@@ -158,6 +158,8 @@ async fn bench(rows: usize) -> bool {
     let started = Instant::now();
     let hot = engine.execute(count, &root).await;
     let select_hot = started.elapsed();
+    let hot_lookup = lookups(&engine, &root, rows, "id = ").await;
+    let hot_scan = lookups(&engine, &root, rows, "id + 0 = ").await;
     let started = Instant::now();
     let flushed = engine.execute("FLUSH TABLE bench.t", &root).await;
     let waited = engine
@@ -167,6 +169,8 @@ async fn bench(rows: usize) -> bool {
     let started = Instant::now();
     let cold = engine.execute(count, &root).await;
     let select_cold = started.elapsed();
+    let cold_lookup = lookups(&engine, &root, rows, "id = ").await;
+    let cold_scan = lookups(&engine, &root, rows, "id + 0 = ").await;
     drop(engine);
     let _ = std::fs::remove_dir_all(&dir);
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
@@ -180,6 +184,16 @@ async fn bench(rows: usize) -> bool {
             println!("select count, hot tier:  {:.1} ms", ms(select_hot));
             println!("flush {rows} rows to Parquet: {:.1} ms", ms(flush));
             println!("select count, cold tier: {:.1} ms", ms(select_cold));
+            for (what, lookup, scan) in [
+                ("hot", hot_lookup, hot_scan),
+                ("cold", cold_lookup, cold_scan),
+            ] {
+                println!(
+                    "primary-key lookup, {what} tier: {:.3} ms by key, {:.3} ms by full scan (`id + 0 = v`)",
+                    ms(lookup),
+                    ms(scan)
+                );
+            }
             true
         }
         Err(e) => {
@@ -187,6 +201,26 @@ async fn bench(rows: usize) -> bool {
             false
         }
     }
+}
+
+/// Mean time of 50 single-row SELECTs `WHERE {predicate}<id>` over ids spread across `rows`
+/// (in-process, so without HTTP).
+async fn lookups(
+    engine: &kalamdb::Engine,
+    root: &kalamdb::Session,
+    rows: usize,
+    predicate: &str,
+) -> std::time::Duration {
+    let n = 50usize;
+    let started = Instant::now();
+    for i in 0..n {
+        let id = i.saturating_mul(rows / n).min(rows.saturating_sub(1));
+        let sql = format!("SELECT v FROM bench.t WHERE {predicate}{id}");
+        if let Err(e) = engine.execute(&sql, root).await {
+            eprintln!("{sql}: {e}");
+        }
+    }
+    started.elapsed() / n as u32
 }
 
 async fn torture(kills: u32, writers: u32, seed: Option<u64>) -> bool {
