@@ -89,6 +89,7 @@ pub async fn flush_table(
             &view,
             &scan_prefix,
             true,
+            None,
         )?
     };
     let mut stats = FlushStats::default();

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::ProjectionMask;
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use futures::TryStreamExt;
@@ -335,12 +335,15 @@ impl ColdStore {
     }
 }
 
-/// Decodes a Parquet file, reading only the named columns that exist in it.
+/// Decodes a Parquet file, reading only the named columns that exist in it and, when `rows`
+/// (sorted row numbers) is given, only those rows: the reader skips the pages that hold none
+/// of them instead of decoding the whole file.
 ///
 /// Returns the batches and, per requested name, its index in the batches (None if absent).
 pub fn decode(
     bytes: bytes::Bytes,
     names: &[&str],
+    rows: Option<&[u32]>,
 ) -> Result<(Vec<RecordBatch>, Vec<Option<usize>>)> {
     let pq = |e: datafusion::parquet::errors::ParquetError| {
         Error::Internal(format!("parquet read: {e}"))
@@ -354,7 +357,24 @@ pub fn decode(
     roots.sort_unstable();
     roots.dedup();
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots.clone());
-    let reader = builder.with_projection(mask).build().map_err(pq)?;
+    let mut builder = builder.with_projection(mask);
+    if let Some(rows) = rows {
+        let total = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+        if let Some(r) = rows
+            .iter()
+            .find(|&&r| usize::try_from(r).map_or(true, |r| r >= total))
+        {
+            return Err(Error::Internal(format!(
+                "row {r} asked of a Parquet file of {total} rows"
+            )));
+        }
+        let ranges = rows
+            .iter()
+            .filter_map(|&r| usize::try_from(r).ok())
+            .map(|r| r..r.saturating_add(1));
+        builder = builder.with_row_selection(RowSelection::from_consecutive_ranges(ranges, total));
+    }
+    let reader = builder.build().map_err(pq)?;
     let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
     let positions = names
         .iter()
@@ -406,7 +426,7 @@ mod tests {
         assert_eq!(path, "ns/t/u1/42.parquet");
         let listed = cold.list().await.unwrap();
         assert_eq!(listed, vec![(path.clone(), bytes)]);
-        let (batches, pos) = decode(cold.read(&path).await.unwrap(), &["c2", "c9"]).unwrap();
+        let (batches, pos) = decode(cold.read(&path).await.unwrap(), &["c2", "c9"], None).unwrap();
         assert_eq!(pos, vec![Some(0), None]);
         assert_eq!(batches[0].num_rows(), 2);
         assert_eq!(batches[0].num_columns(), 1);

@@ -205,7 +205,8 @@ impl<'l> HotDecoder<'l> {
 }
 
 /// Decodes the rows under `prefix` as of `view` into batches of `layout.schema`, with their
-/// keys. Tombstones are skipped unless `include_deleted`; expired rows always.
+/// keys, in key order, stopping after `limit` rows when given. Tombstones are skipped unless
+/// `include_deleted`; expired rows always.
 ///
 /// # Errors
 /// Storage failures and corrupt rows.
@@ -214,12 +215,16 @@ pub fn decode_hot(
     view: &View<'_>,
     prefix: &[u8],
     include_deleted: bool,
+    limit: Option<usize>,
 ) -> Result<PartitionRows> {
     let mut decoder = HotDecoder::new(layout, include_deleted)?;
-    view.for_each_prefix(CF_ROWS, prefix, |k, v| {
-        decoder.push(k, v)?;
-        Ok(true)
-    })?;
+    let limit = limit.unwrap_or(usize::MAX);
+    if limit > 0 {
+        view.for_each_prefix(CF_ROWS, prefix, |k, v| {
+            decoder.push(k, v)?;
+            Ok(decoder.out.keys.len() < limit)
+        })?;
+    }
     decoder.finish()
 }
 

@@ -233,7 +233,7 @@ impl TableProvider for KalamTable {
         state: &dyn DfSession,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
-        _limit: Option<usize>,
+        limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let columns: Vec<usize> = match projection {
             Some(p) => p.clone(),
@@ -245,7 +245,9 @@ impl TableProvider for KalamTable {
             Some(keys) => self.read_keys(&columns, &keys, include_deleted).await,
             None => {
                 let pruning = self.pruning_predicate(state, filters);
-                self.read(&columns, include_deleted, pruning.as_deref())
+                // Filters are applied after the scan (`Inexact`): a limit only holds without.
+                let limit = limit.filter(|_| filters.is_empty());
+                self.read(&columns, include_deleted, pruning.as_deref(), limit)
                     .await
             }
         }

@@ -38,6 +38,17 @@ struct RowSelection<'a> {
 }
 
 impl RowSelection<'_> {
+    /// The row number in the file of the `decoded`-th row decoded (the file decodes only the
+    /// `only` rows when given, every row otherwise); None when out of range.
+    fn number(&self, decoded: u64) -> Option<u32> {
+        match self.only {
+            Some(only) => usize::try_from(decoded)
+                .ok()
+                .and_then(|i| only.get(i).copied()),
+            None => u32::try_from(decoded).ok(),
+        }
+    }
+
     /// True if row `number` (None: beyond `u32`, never indexed) is kept.
     fn keeps(&self, number: Option<u32>) -> bool {
         let superseded = number.is_some_and(|n| self.superseded.binary_search(&n).is_ok());
@@ -58,14 +69,18 @@ impl KalamTable {
     /// `columns` (indices into the full user+system schema): hot rows, then every live cold
     /// file of the partition minus its deletion vector. Hot rows, manifest and deletion vectors
     /// come from one RocksDB snapshot, so a concurrent flush is seen entirely or not at all.
+    /// With `limit`, it stops once that many rows are read (any rows: there is no order), so
+    /// `SELECT … LIMIT n` without a WHERE reads about `n` rows, not the partition.
     pub(super) async fn read(
         &self,
         columns: &[usize],
         include_deleted: bool,
         pruning: Option<&PruningPredicate>,
+        limit: Option<usize>,
     ) -> Result<PartitionRows> {
-        let (hot, files) = self.read_snapshot(columns, include_deleted, pruning)?;
-        self.read_cold(hot, files, columns, include_deleted).await
+        let (hot, files) = self.read_snapshot(columns, include_deleted, pruning, limit)?;
+        self.read_cold(hot, files, columns, include_deleted, limit)
+            .await
     }
 
     /// Reads the rows of the partition stored under `keys` (full row keys, sorted), as
@@ -105,7 +120,8 @@ impl KalamTable {
             }
             (hot, files)
         };
-        self.read_cold(hot, files, columns, include_deleted).await
+        self.read_cold(hot, files, columns, include_deleted, None)
+            .await
     }
 
     /// A live query's initial data: takes the table's write lock, runs `register` (which adds
@@ -126,11 +142,15 @@ impl KalamTable {
         let (registered, (hot, files)) = {
             let _guard = self.core.table_lock(self.def.id).lock_owned().await;
             let registered = register(&self.def)?;
-            (registered, self.read_snapshot(&all, include_deleted, None)?)
+            (
+                registered,
+                self.read_snapshot(&all, include_deleted, None, None)?,
+            )
         };
         Ok((
             registered,
-            self.read_cold(hot, files, &all, include_deleted).await?,
+            self.read_cold(hot, files, &all, include_deleted, None)
+                .await?,
         ))
     }
 
@@ -141,12 +161,14 @@ impl KalamTable {
         columns: &[usize],
         include_deleted: bool,
         pruning: Option<&PruningPredicate>,
+        limit: Option<usize>,
     ) -> Result<(PartitionRows, ColdFiles)> {
         let view = self.core.store.view();
         let layout = self.def.hot_layout(columns, crate::ids::now_millis())?;
-        let hot = decode_hot(&layout, &view, &self.prefix(), include_deleted)?;
+        let hot = decode_hot(&layout, &view, &self.prefix(), include_deleted, limit)?;
+        let enough = limit.is_some_and(|n| hot.keys.len() >= n);
         let mut files = Vec::new();
-        if self.def.table_type != TableType::Stream {
+        if self.def.table_type != TableType::Stream && !enough {
             let mut entries = cold::manifest(&view, self.def.id, Some(self.partition()))?;
             if let Some(p) = pruning {
                 let keep = p.prune(&FileStatistics {
@@ -171,9 +193,13 @@ impl KalamTable {
         files: ColdFiles,
         columns: &[usize],
         include_deleted: bool,
+        limit: Option<usize>,
     ) -> Result<PartitionRows> {
         let prefix = self.prefix();
         for (f, dv, only) in files {
+            if limit.is_some_and(|n| out.keys.len() >= n) {
+                break;
+            }
             let bytes = self.core.cold.read(&f.path).await?;
             let rows = RowSelection {
                 superseded: &dv,
@@ -208,7 +234,7 @@ impl KalamTable {
             cold::KEY_COLUMN.to_string(),
         ]);
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let (batches, pos) = cold::decode(bytes, &refs)?;
+        let (batches, pos) = cold::decode(bytes, &refs, rows.only)?;
         let n = columns.len();
         let (Some(seq_pos), Some(del_pos), Some(key_pos)) = (
             pos.get(n).copied().flatten(),
@@ -218,7 +244,7 @@ impl KalamTable {
             return Err(Error::Internal("cold file lacks system columns".into()));
         };
         let schema = Arc::new(full.project(columns)?);
-        // Row numbers within the file, as the deletion vector counts them.
+        // Rows decoded so far; `RowSelection::number` maps them to row numbers in the file.
         let mut file_row = 0u64;
         for b in batches {
             let n_rows = b.num_rows();
@@ -227,8 +253,8 @@ impl KalamTable {
             let keys_col = b.column(key_pos).as_binary::<i32>().clone();
             let mask: BooleanArray = (file_row..)
                 .zip(0..n_rows)
-                .map(|(number, i)| {
-                    let number = u32::try_from(number).ok();
+                .map(|(decoded, i)| {
+                    let number = rows.number(decoded);
                     Some(rows.keeps(number) && (include_deleted || !del.value(i)))
                 })
                 .collect();
