@@ -182,6 +182,18 @@ async fn bench(rows: usize) -> bool {
     let select_cold = started.elapsed();
     let cold_lookup = lookups(&engine, &root, rows, "id = ").await;
     let cold_scan = lookups(&engine, &root, rows, "id + 0 = ").await;
+    let mut fanouts = Vec::new();
+    for (n, filtered) in [
+        (1_000, true),
+        (1_000, false),
+        (10_000, true),
+        (10_000, false),
+    ] {
+        match fanout(&engine, &root, n, filtered).await {
+            Ok(t) => fanouts.push((n, filtered, t)),
+            Err(e) => eprintln!("fan-out to {n}: {e}"),
+        }
+    }
     drop(engine);
     let _ = std::fs::remove_dir_all(&dir);
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
@@ -206,6 +218,17 @@ async fn bench(rows: usize) -> bool {
                     ms(scan)
                 );
             }
+            for (n, filtered, t) in fanouts {
+                let which = if filtered {
+                    "each with WHERE id = its own number, one matches"
+                } else {
+                    "no WHERE, all receive it"
+                };
+                println!(
+                    "single-row INSERT with {n} live subscribers ({which}): {:.3} ms",
+                    ms(t)
+                );
+            }
             true
         }
         Err(e) => {
@@ -213,6 +236,59 @@ async fn bench(rows: usize) -> bool {
             false
         }
     }
+}
+
+/// Mean time of a single-row INSERT into a fresh SHARED table with `n` live subscriptions (in
+/// process, their connections drained by background tasks): `filtered` gives each its own
+/// `WHERE id = i`, so one of them matches an insert; otherwise every one receives it.
+async fn fanout(
+    engine: &kalamdb::Engine,
+    root: &kalamdb::Session,
+    n: usize,
+    filtered: bool,
+) -> kalamdb::Result<std::time::Duration> {
+    use kalamdb::live::protocol::SubscribeRequest;
+    let table = format!("bench.fan_{n}_{filtered}");
+    engine
+        .execute(
+            &format!("CREATE SHARED TABLE {table} (id BIGINT PRIMARY KEY, v TEXT)"),
+            root,
+        )
+        .await?;
+    let per_connection = engine.config().max_subscriptions_per_connection.max(1);
+    let mut connections = Vec::new();
+    for i in 0..n {
+        if i % per_connection == 0 {
+            let (live, mut outbox) = engine.live_connect(root)?;
+            tokio::spawn(async move {
+                while let kalamdb::live::Outgoing::Message(_) = outbox.next().await {}
+            });
+            connections.push(live);
+        }
+        let Some(live) = connections.last() else {
+            break;
+        };
+        let sql = if filtered {
+            format!("SELECT * FROM {table} WHERE id = {i}")
+        } else {
+            format!("SELECT * FROM {table}")
+        };
+        let request = SubscribeRequest {
+            id: format!("s{i}"),
+            sql,
+            options: Default::default(),
+        };
+        engine.subscribe(&live.connection, root, request).await?;
+    }
+    let inserts = 100usize;
+    let started = Instant::now();
+    for i in 0..inserts {
+        let id = i.saturating_mul(n / inserts);
+        engine
+            .execute(&format!("INSERT INTO {table} VALUES ({id}, 'v')"), root)
+            .await?;
+    }
+    Ok(started.elapsed() / inserts as u32)
 }
 
 /// Mean time of 50 single-row SELECTs `WHERE {predicate}<id>` over ids spread across `rows`
