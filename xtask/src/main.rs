@@ -184,6 +184,7 @@ async fn bench(rows: usize) -> bool {
     let cold_scan = lookups(&engine, &root, rows, "id + 0 = ").await;
     let mut fanouts = Vec::new();
     for (n, filtered) in [
+        (0, false),
         (1_000, true),
         (1_000, false),
         (10_000, true),
@@ -219,10 +220,10 @@ async fn bench(rows: usize) -> bool {
                 );
             }
             for (n, filtered, t) in fanouts {
-                let which = if filtered {
-                    "each with WHERE id = its own number, one matches"
-                } else {
-                    "no WHERE, all receive it"
+                let which = match (n, filtered) {
+                    (0, _) => "the baseline",
+                    (_, true) => "each with WHERE id = its own number, one matches",
+                    (_, false) => "no WHERE, all receive it",
                 };
                 println!(
                     "single-row INSERT with {n} live subscribers ({which}): {:.3} ms",
@@ -283,7 +284,7 @@ async fn fanout(
     let inserts = 100usize;
     let started = Instant::now();
     for i in 0..inserts {
-        let id = i.saturating_mul(n / inserts);
+        let id = i.saturating_mul((n / inserts).max(1));
         engine
             .execute(&format!("INSERT INTO {table} VALUES ({id}, 'v')"), root)
             .await?;
