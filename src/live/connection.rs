@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::{mpsc, watch};
 
-use super::protocol;
+use super::protocol::{self, Frame};
 use crate::error::{Error, Result};
 
 /// The registry's side of one connection.
@@ -25,7 +25,7 @@ pub struct Connection {
     pub user_id: String,
     /// The user's credential version at authentication; a change ends the connection.
     pub auth_version: u64,
-    tx: mpsc::Sender<String>,
+    tx: mpsc::Sender<Frame>,
     failure: watch::Sender<Option<String>>,
     closed: AtomicBool,
 }
@@ -33,7 +33,7 @@ pub struct Connection {
 /// The writer's side of one connection: the queued messages and the failure signal.
 #[derive(Debug)]
 pub struct Outbox {
-    rx: mpsc::Receiver<String>,
+    rx: mpsc::Receiver<Frame>,
     failure: watch::Receiver<Option<String>>,
 }
 
@@ -61,14 +61,14 @@ impl Outbox {
                     if changed.is_err() {
                         // The connection is gone without a failure: send what is queued.
                         return match self.rx.recv().await {
-                            Some(m) => Outgoing::Message(m),
+                            Some(m) => Outgoing::Message(m.into_text()),
                             None => Outgoing::Done,
                         };
                     }
                 }
                 m = self.rx.recv() => {
                     return match m {
-                        Some(m) => Outgoing::Message(m),
+                        Some(m) => Outgoing::Message(m.into_text()),
                         None => Outgoing::Done,
                     };
                 }
@@ -116,11 +116,11 @@ impl Connection {
 
     /// Queues `message` if there is room, without waiting. A full queue fails the connection
     /// with `LIMIT_EXCEEDED`; returns false then (and when the connection is already gone).
-    pub fn offer(&self, message: String) -> bool {
+    pub fn offer(&self, message: impl Into<Frame>) -> bool {
         if self.closed.load(Ordering::Acquire) {
             return false;
         }
-        match self.tx.try_send(message) {
+        match self.tx.try_send(message.into()) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.fail(protocol::error(
@@ -141,7 +141,8 @@ impl Connection {
     ///
     /// # Errors
     /// [`Error::Execution`] when the connection has failed or closed meanwhile.
-    pub async fn send(&self, message: String) -> Result<()> {
+    pub async fn send(&self, message: impl Into<Frame>) -> Result<()> {
+        let message = message.into();
         let gone = || Error::Execution("the connection was closed".into());
         if self.closed.load(Ordering::Acquire) {
             return Err(gone());

@@ -212,13 +212,54 @@ pub fn initial_data_batch(
 /// A `change` message: `{"type":"change","subscription_id":…,` followed by `tail`, the rest of
 /// the object as [`change_tail`] encoded it (shared by every subscription given the same rows).
 pub fn change(id: &str, tail: &str) -> String {
-    let id = Value::String(id.to_string()).to_string();
-    let mut out = String::with_capacity(tail.len().saturating_add(id.len()).saturating_add(48));
-    out.push_str("{\"type\":\"change\",\"subscription_id\":");
-    out.push_str(&id);
-    out.push(',');
+    let head = change_head(id);
+    let mut out = String::with_capacity(head.len().saturating_add(tail.len()));
+    out.push_str(&head);
     out.push_str(tail);
     out
+}
+
+/// The start of subscription `id`'s `change` messages, up to the comma before the tail.
+pub fn change_head(id: &str) -> String {
+    let id = Value::String(id.to_string()).to_string();
+    format!("{{\"type\":\"change\",\"subscription_id\":{id},")
+}
+
+/// A message waiting in a connection's queue: text, or a `change` kept as its subscription's
+/// head and a tail shared with every other subscriber of the same rows, joined only when the
+/// connection's writer sends it (so a write publishing to many subscribers copies no payload).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// A whole message.
+    Text(String),
+    /// `head` (from [`change_head`]) followed by `tail` (from [`change_tail`]).
+    Change {
+        /// The subscription's head.
+        head: std::sync::Arc<str>,
+        /// The shared rest of the message.
+        tail: std::sync::Arc<str>,
+    },
+}
+
+impl Frame {
+    /// The message text.
+    pub fn into_text(self) -> String {
+        match self {
+            Frame::Text(t) => t,
+            Frame::Change { head, tail } => {
+                let mut out = String::with_capacity(head.len().saturating_add(tail.len()));
+                out.push_str(&head);
+                out.push_str(&tail);
+                out
+            }
+        }
+    }
+}
+
+impl From<String> for Frame {
+    fn from(text: String) -> Frame {
+        Frame::Text(text)
+    }
 }
 
 /// The part of a `change` message after the subscription id, ending with `}`:

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use super::connection::{Connection, Outbox};
 use super::event::ChangeEvent;
 use super::protocol::{self, codes};
-use super::subscription::{Delivery, PayloadCache, Subscription};
+use super::subscription::{Delivery, EventCache, Subscription};
 use crate::catalog::TableDef;
 use crate::error::{Error, Result};
 use crate::session::{Role, Session};
@@ -223,7 +223,7 @@ impl LiveRegistry {
             let Some(subs) = routes.get(&(ev.table.id, ev.partition.clone())) else {
                 return;
             };
-            let mut cache = PayloadCache::new();
+            let mut cache = EventCache::new(ev);
             for sub in subs {
                 if let Delivery::End(code, message) = sub.deliver(ev, &mut cache) {
                     ended.push((sub.clone(), code, message));
@@ -556,5 +556,48 @@ mod tests {
             Outgoing::Last(m) => assert!(m.contains("LIMIT_EXCEEDED"), "{m}"),
             other => panic!("expected the failure first, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn an_equality_where_skips_events_without_its_value_and_sees_rows_leaving() {
+        let registry = Arc::new(LiveRegistry::new(16, 16));
+        let def = table(TableType::Shared);
+        let (c, mut out) = registry.connect("root", 0);
+        let s = subscribe(
+            &registry,
+            &c.connection,
+            &def,
+            "s",
+            "",
+            Some(col("id").eq(lit(2i64))),
+        )
+        .unwrap();
+        futures::executor::block_on(s.go_live()).unwrap();
+        registry.publish(&insert(&def, "", &[1, 3]));
+        assert_eq!(s.changes(), 0);
+        registry.publish(&insert(&def, "", &[2, 4]));
+        let m = next_message(&mut out).await;
+        assert_eq!(
+            (
+                m["change_type"].as_str(),
+                m["rows"].as_array().map(Vec::len)
+            ),
+            (Some("insert"), Some(1))
+        );
+        // An update moving the key from 2 to 5: the old row held the value, so it is a delete.
+        let user = |id: i64| -> Vec<ArrayRef> {
+            vec![
+                Arc::new(Int64Array::from(vec![id])),
+                Arc::new(StringArray::from(vec!["x"])),
+            ]
+        };
+        let mut b = ChangeBuilder::new(ChangeKind::Update, def.clone(), "");
+        b.add_old(&user(2), &[0], &[10]).unwrap();
+        b.add_new(&user(5), &[0], &[11]).unwrap();
+        registry.publish(&b.finish().unwrap().unwrap());
+        let m = next_message(&mut out).await;
+        assert_eq!(m["change_type"], "delete", "{m}");
+        assert_eq!(m["old_values"][0]["id"], 2);
+        assert_eq!(s.changes(), 2);
     }
 }

@@ -9,22 +9,24 @@
 //! May import: the ground floor, `catalog/` and the rest of `live/`. Never the shared state or
 //! anything above.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::Int64Type;
+use datafusion::arrow::datatypes::Schema;
 use datafusion::common::DFSchema;
 use datafusion::execution::context::ExecutionProps;
-use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::{Expr, Operator};
 use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
+use datafusion::scalar::ScalarValue;
 use serde_json::Value;
 
 use super::connection::Connection;
 use super::event::{ChangeEvent, ChangeKind};
-use super::protocol::{self, SubscribeOptions, codes};
+use super::protocol::{self, Frame, SubscribeOptions, codes};
 use crate::catalog::{SEQ, TableDef};
 use crate::error::{Error, Result};
 use crate::result::json_value;
@@ -54,9 +56,68 @@ pub struct Compiled {
     version: u32,
     filter: Option<Arc<dyn PhysicalExpr>>,
     /// Output columns (name, position in the full schema), `_seq` last unless selected.
-    pub columns: Vec<(String, usize)>,
+    /// Shared: it keys the payloads of an event.
+    pub columns: Arc<[(String, usize)]>,
     pk: Option<(String, usize)>,
     seq: usize,
+    /// When the WHERE is exactly `column = literal`: the column's position and the value, so
+    /// an event without that value in the column is skipped without evaluating anything.
+    equals: Option<(usize, ScalarValue)>,
+}
+
+/// `column = literal` (either way round) with the literal of the column's type: the column's
+/// position in `schema` and the value.
+fn column_equals(predicate: &Expr, schema: &Schema) -> Option<(usize, ScalarValue)> {
+    let Expr::BinaryExpr(b) = predicate else {
+        return None;
+    };
+    if b.op != Operator::Eq {
+        return None;
+    }
+    let (column, value) = match (b.left.as_ref(), b.right.as_ref()) {
+        (Expr::Column(c), Expr::Literal(v, _)) | (Expr::Literal(v, _), Expr::Column(c)) => (c, v),
+        _ => return None,
+    };
+    let pos = schema.index_of(&column.name).ok()?;
+    let field = schema.fields().get(pos)?;
+    (field.data_type() == &value.data_type() && !value.is_null()).then(|| (pos, value.clone()))
+}
+
+/// What a `change` payload is made of: the output columns, the change type, the row indices.
+type PayloadKey = (Arc<[(String, usize)]>, ChangeKind, Vec<u32>);
+
+/// What one event's subscribers share: encoded payloads (subscriptions that send the same rows
+/// share one encoding) and, per column, the values the event's rows hold (before and after).
+#[derive(Debug)]
+pub struct EventCache<'e> {
+    event: &'e ChangeEvent,
+    payloads: HashMap<PayloadKey, Arc<str>>,
+    values: HashMap<usize, HashSet<ScalarValue>>,
+}
+
+impl<'e> EventCache<'e> {
+    /// An empty cache for `event`.
+    pub fn new(event: &'e ChangeEvent) -> EventCache<'e> {
+        EventCache {
+            event,
+            payloads: HashMap::new(),
+            values: HashMap::new(),
+        }
+    }
+
+    /// True unless no row of the event (before or after) holds `value` in column `pos`.
+    fn may_hold(&mut self, pos: usize, value: &ScalarValue) -> bool {
+        let event = self.event;
+        let values = self.values.entry(pos).or_insert_with(|| {
+            [&event.old, &event.new]
+                .into_iter()
+                .flatten()
+                .filter_map(|b| b.columns().get(pos))
+                .flat_map(|a| (0..a.len()).filter_map(|i| ScalarValue::try_from_array(a, i).ok()))
+                .collect()
+        });
+        values.contains(value)
+    }
 }
 
 impl Compiled {
@@ -106,12 +167,17 @@ impl Compiled {
                 )
             }
         };
+        let equals = spec
+            .predicate
+            .as_ref()
+            .and_then(|p| column_equals(p, &full));
         Ok(Compiled {
             version: def.schema_version,
             filter,
-            columns,
+            columns: columns.into(),
             pk,
             seq,
+            equals,
         })
     }
 
@@ -177,7 +243,7 @@ impl Compiled {
         if let Some((name, pos)) = &self.pk {
             m.insert(name.clone(), cell(old, *pos));
         }
-        for (name, pos) in &self.columns {
+        for (name, pos) in self.columns.iter() {
             let before = cell(old, *pos);
             if name == SEQ || before != cell(new, *pos) {
                 m.insert(name.clone(), before);
@@ -191,7 +257,7 @@ impl Compiled {
 #[derive(Debug)]
 enum Phase {
     /// Its initial data is being read and sent; changes wait here.
-    Loading(Vec<String>),
+    Loading(Vec<Frame>),
     /// Changes go straight to the connection's queue.
     Live,
     /// Ended; nothing more is sent.
@@ -207,10 +273,6 @@ pub enum Delivery {
     End(&'static str, String),
 }
 
-/// Encoded `change` tails by (output columns, change type, row indices): subscriptions that
-/// would send the same rows share one encoding per event.
-pub type PayloadCache = HashMap<(Vec<(String, usize)>, ChangeKind, Vec<u32>), Arc<str>>;
-
 /// One open subscription.
 #[derive(Debug)]
 pub struct Subscription {
@@ -221,6 +283,8 @@ pub struct Subscription {
     /// The connection it sends to.
     pub connection: Arc<Connection>,
     compiled: Mutex<Arc<Compiled>>,
+    /// The start of its `change` messages ([`protocol::change_head`]).
+    change_head: Arc<str>,
     phase: Mutex<Phase>,
     changes: AtomicU64,
     /// When it was created, ms since the Unix epoch.
@@ -238,6 +302,7 @@ impl Subscription {
         let now = crate::ids::now_millis();
         Ok(Subscription {
             live_id: format!("{}/{}", connection.id, spec.id),
+            change_head: protocol::change_head(&spec.id).into(),
             spec,
             connection,
             compiled: Mutex::new(Arc::new(compiled)),
@@ -283,7 +348,7 @@ impl Subscription {
     /// consecutive rows of one kind (a row entering the WHERE is an insert, one leaving it a
     /// delete: docs/live-queries.md). Called by the write path under the table's lock, so it
     /// never waits.
-    pub fn deliver(&self, ev: &ChangeEvent, cache: &mut PayloadCache) -> Delivery {
+    pub fn deliver(&self, ev: &ChangeEvent, cache: &mut EventCache<'_>) -> Delivery {
         match self.try_deliver(ev, cache) {
             Ok(d) => d,
             Err(e) => Delivery::End(
@@ -293,8 +358,13 @@ impl Subscription {
         }
     }
 
-    fn try_deliver(&self, ev: &ChangeEvent, cache: &mut PayloadCache) -> Result<Delivery> {
+    fn try_deliver(&self, ev: &ChangeEvent, cache: &mut EventCache<'_>) -> Result<Delivery> {
         let c = self.recompile(&ev.table)?;
+        if let Some((pos, value)) = &c.equals
+            && !cache.may_hold(*pos, value)
+        {
+            return Ok(Delivery::Kept);
+        }
         let mask = |b: &Option<RecordBatch>| -> Result<Vec<bool>> {
             match b {
                 Some(b) => c.matches(b),
@@ -324,24 +394,26 @@ impl Subscription {
         }
         for (kind, rows) in runs {
             let key = (c.columns.clone(), kind, rows);
-            let tail = match cache.get(&key) {
+            let tail = match cache.payloads.get(&key) {
                 Some(t) => t.clone(),
                 None => {
                     let t: Arc<str> = encode_tail(&c, ev, kind, &key.2).into();
-                    cache.insert(key, t.clone());
+                    cache.payloads.insert(key, t.clone());
                     t
                 }
             };
-            if let Delivery::End(code, message) =
-                self.enqueue(protocol::change(&self.spec.id, &tail))?
-            {
+            let frame = Frame::Change {
+                head: self.change_head.clone(),
+                tail,
+            };
+            if let Delivery::End(code, message) = self.enqueue(frame)? {
                 return Ok(Delivery::End(code, message));
             }
         }
         Ok(Delivery::Kept)
     }
 
-    fn enqueue(&self, message: String) -> Result<Delivery> {
+    fn enqueue(&self, message: Frame) -> Result<Delivery> {
         let mut phase = self.phase();
         match &mut *phase {
             Phase::Loading(waiting) => {
