@@ -241,6 +241,21 @@ impl Setting {
 }
 
 impl Config {
+    /// Checks `sql` against `max_sql_bytes` (a request's SQL, or a subscription's SELECT).
+    ///
+    /// # Errors
+    /// [`Error::PayloadTooLarge`] naming both sizes.
+    pub fn check_sql_bytes(&self, sql: &str) -> Result<()> {
+        if sql.len() > self.max_sql_bytes {
+            return Err(Error::PayloadTooLarge(format!(
+                "SQL is {} bytes; the limit is {} bytes",
+                sql.len(),
+                self.max_sql_bytes
+            )));
+        }
+        Ok(())
+    }
+
     /// The per-statement limits this configuration sets.
     pub fn limits(&self) -> Limits {
         Limits {

@@ -147,15 +147,8 @@ pub(super) async fn subscribe(
     core.live.check_new(connection, &request.id)?;
     let batch_size = request.options.batch_size()?;
     let limits = session.limits_within(core.config.limits());
-    let sql_text = request.sql.clone();
-    if sql_text.len() > core.config.max_sql_bytes {
-        return Err(Error::PayloadTooLarge(format!(
-            "SQL is {} bytes; the limit is {} bytes",
-            sql_text.len(),
-            core.config.max_sql_bytes
-        )));
-    }
-    let statements = sql::split_statements(&sql_text);
+    core.config.check_sql_bytes(&request.sql)?;
+    let statements = sql::split_statements(&request.sql);
     let [statement] = statements.as_slice() else {
         return Err(Error::InvalidSql(
             "a subscription takes exactly one SELECT statement".into(),
@@ -276,7 +269,7 @@ async fn send_initial(
     }
     for chunk in initial.gone.chunks(batch_size) {
         let tail = protocol::change_tail("delete", None, Some(chunk));
-        conn.send(protocol::change(id, &tail)).await?;
+        conn.send(sub.change_frame(tail.into())).await?;
     }
     Ok(())
 }

@@ -260,13 +260,7 @@ impl Executor {
         session: Session,
         params: &[serde_json::Value],
     ) -> Result<Vec<QueryResult>> {
-        let max = self.core.config.max_sql_bytes;
-        if sql.len() > max {
-            return Err(Error::PayloadTooLarge(format!(
-                "SQL is {} bytes; the limit is {max} bytes",
-                sql.len()
-            )));
-        }
+        self.core.config.check_sql_bytes(sql)?;
         let statements = sql::split_statements(sql);
         if statements.is_empty() {
             return Err(Error::EmptySql);

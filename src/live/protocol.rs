@@ -209,16 +209,6 @@ pub fn initial_data_batch(
     .to_string()
 }
 
-/// A `change` message: `{"type":"change","subscription_id":…,` followed by `tail`, the rest of
-/// the object as [`change_tail`] encoded it (shared by every subscription given the same rows).
-pub fn change(id: &str, tail: &str) -> String {
-    let head = change_head(id);
-    let mut out = String::with_capacity(head.len().saturating_add(tail.len()));
-    out.push_str(&head);
-    out.push_str(tail);
-    out
-}
-
 /// The start of subscription `id`'s `change` messages, up to the comma before the tail.
 pub fn change_head(id: &str) -> String {
     let id = Value::String(id.to_string()).to_string();
@@ -336,7 +326,11 @@ mod tests {
     #[test]
     fn a_change_is_one_json_object() {
         let tail = change_tail("delete", None, Some(&[json!({"id": 1})]));
-        let v: Value = serde_json::from_str(&change("s\"1", &tail)).unwrap();
+        let frame = Frame::Change {
+            head: change_head("s\"1").into(),
+            tail: tail.into(),
+        };
+        let v: Value = serde_json::from_str(&frame.into_text()).unwrap();
         assert_eq!(
             v,
             json!({"type": "change", "subscription_id": "s\"1", "change_type": "delete", "old_values": [{"id": 1}]})

@@ -313,6 +313,14 @@ impl Subscription {
         })
     }
 
+    /// A `change` message of this subscription with `tail` ([`protocol::change_tail`]).
+    pub fn change_frame(&self, tail: Arc<str>) -> Frame {
+        Frame::Change {
+            head: self.change_head.clone(),
+            tail,
+        }
+    }
+
     fn phase(&self) -> MutexGuard<'_, Phase> {
         self.phase.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -402,11 +410,7 @@ impl Subscription {
                     t
                 }
             };
-            let frame = Frame::Change {
-                head: self.change_head.clone(),
-                tail,
-            };
-            if let Delivery::End(code, message) = self.enqueue(frame)? {
+            if let Delivery::End(code, message) = self.enqueue(self.change_frame(tail))? {
                 return Ok(Delivery::End(code, message));
             }
         }

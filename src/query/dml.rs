@@ -40,6 +40,21 @@ fn unsupported(what: &str) -> Error {
     Error::InvalidSql(format!("this {what} form is not supported"))
 }
 
+/// Walks `[Filter]* → [SubqueryAlias]` down from `plan`: the filters' predicates, top first,
+/// and the node below them (a `TableScan` in the shapes UPDATE, DELETE and live queries admit).
+pub fn filters_above_scan(plan: &LogicalPlan) -> (Vec<Expr>, &LogicalPlan) {
+    let mut node = plan;
+    let mut predicates = Vec::new();
+    while let LogicalPlan::Filter(f) = node {
+        predicates.push(f.predicate.clone());
+        node = f.input.as_ref();
+    }
+    if let LogicalPlan::SubqueryAlias(a) = node {
+        node = a.input.as_ref();
+    }
+    (predicates, node)
+}
+
 /// Reads the write off an analyzed `Dml` plan (see the module docs).
 ///
 /// # Errors
@@ -71,14 +86,7 @@ pub fn extract(plan: &LogicalPlan) -> Result<DmlWrite> {
         projection = Some(&p.expr);
         input = p.input.as_ref();
     }
-    let mut predicates = Vec::new();
-    while let LogicalPlan::Filter(f) = input {
-        predicates.push(f.predicate.clone());
-        input = f.input.as_ref();
-    }
-    if let LogicalPlan::SubqueryAlias(a) = input {
-        input = a.input.as_ref();
-    }
+    let (predicates, input) = filters_above_scan(input);
     let LogicalPlan::TableScan(scan) = input else {
         return Err(unsupported(what));
     };

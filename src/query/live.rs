@@ -23,7 +23,7 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast;
 
 use super::bridge::{Bridge, mentions_system_columns, normalize_current_user};
-use super::guard;
+use super::{dml, guard};
 use crate::config::Limits;
 use crate::control::StatementControl;
 use crate::error::{Error, Result};
@@ -125,14 +125,7 @@ impl Bridge {
             columns = Some(names);
             node = p.input.as_ref();
         }
-        let mut predicates = Vec::new();
-        while let LogicalPlan::Filter(f) = node {
-            predicates.push(f.predicate.clone());
-            node = f.input.as_ref();
-        }
-        if let LogicalPlan::SubqueryAlias(a) = node {
-            node = a.input.as_ref();
-        }
+        let (mut predicates, node) = dml::filters_above_scan(node);
         let LogicalPlan::TableScan(scan) = node else {
             return Err(refuse(node_name(node)));
         };

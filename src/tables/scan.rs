@@ -49,14 +49,10 @@ impl RowSelection<'_> {
         }
     }
 
-    /// True if row `number` (None: beyond `u32`, never indexed) is kept.
+    /// True if row `number` (None: beyond `u32`, never indexed) is kept: not superseded (the
+    /// decoder already decoded only the `only` rows).
     fn keeps(&self, number: Option<u32>) -> bool {
-        let superseded = number.is_some_and(|n| self.superseded.binary_search(&n).is_ok());
-        let wanted = match self.only {
-            None => true,
-            Some(only) => number.is_some_and(|n| only.binary_search(&n).is_ok()),
-        };
-        wanted && !superseded
+        number.is_none_or(|n| self.superseded.binary_search(&n).is_err())
     }
 }
 
