@@ -122,6 +122,32 @@ async fn bad_credentials_and_bad_tokens_are_401() {
         (resp.status().as_u16(), ())
     };
     assert_eq!(status, 400);
+    for body in [
+        json!({"username": 5, "password": null}),
+        json!({"username": "alice"}),
+        json!({"username": "alice", "password": "pw-alice", "extra": 1}),
+        json!(["alice", "pw-alice"]),
+    ] {
+        let resp = s
+            .http
+            .post(format!("{}/v1/api/auth/login", s.server.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 400, "{body}");
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(err["error"]["code"], "INVALID_PARAMETER", "{body}");
+    }
+    // The SQL endpoint, too, takes only an object.
+    let resp = s
+        .http
+        .post(format!("{}/v1/api/sql", s.server.url))
+        .json(&json!(["SELECT 1"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
     let good = s.login("alice", "pw-alice").await;
     let mut parts: Vec<String> = good.split('.').map(str::to_string).collect();
     // Tampered payload: root's role claimed under alice's signature.

@@ -600,11 +600,37 @@ async fn oversized_and_hostile_frames_do_not_hurt_the_server() {
         r#"{"type":"subscribe","subscription":{"id":"x","sql":"SELECT * FROM app.todos","options":{"last_rows":-5}}}"#,
         r#"{"type":"subscribe","subscription":{"id":"x","sql":"SELECT * FROM app.todos","options":{"batch_size":18446744073709551615}}}"#,
         r#"{"type":"ping","extra":"ignored"}"#,
+        r#"{"type":"subscribe","subscription":{"id":5,"sql":"SELECT * FROM app.todos"}}"#,
+        r#"{"type":"subscribe","subscription":{"id":"x","sql":null}}"#,
+        r#"{"type":"subscribe","subscription":{"id":"x","sql":"SELECT * FROM app.todos","options":null}}"#,
+        r#"{"type":"unsubscribe","subscription_id":null}"#,
     ] {
         ws.send_text(text).await;
         let m = ws.recv().await;
         assert!(m["type"] == "error" || m["type"] == "pong", "{text}: {m}");
     }
+    // Wrapped or impersonating forms are refused by name, and nothing is registered.
+    for (sql, code) in [
+        ("EXPLAIN ANALYZE SELECT * FROM app.todos", "INVALID_SQL"),
+        ("EXPLAIN SELECT * FROM app.todos", "INVALID_SQL"),
+        (
+            "EXECUTE AS USER 'root' (SELECT * FROM app.todos)",
+            "INVALID_SQL",
+        ),
+        (
+            "WITH x AS (INSERT INTO app.todos VALUES (9, 'x', false)) SELECT 1",
+            "SQL_EXECUTION_ERROR",
+        ),
+        ("SELECT * FROM app.todos WHERE id = $1", "INVALID_SQL"),
+    ] {
+        let m = ws.subscribe("wrapped", sql, json!({})).await;
+        assert_eq!(m[0]["type"], "error", "{sql}: {m:?}");
+        assert_eq!(m[0]["code"], code, "{sql}: {m:?}");
+    }
+    assert_eq!(
+        s.root("SELECT count(*) FROM app.todos").await["results"][0]["rows"][0][0],
+        0
+    );
     let deep = format!(
         "SELECT * FROM app.todos WHERE {}id = 1{}",
         "(".repeat(300),

@@ -64,7 +64,7 @@ struct RawSqlRequest<'a> {
 /// # Errors
 /// [`Error::InvalidParameter`] for malformed JSON, unknown fields, or such a parameter.
 pub fn decode_request(body: &[u8]) -> Result<SqlRequest> {
-    let raw: RawSqlRequest<'_> = serde_json::from_slice(body)
+    let raw: RawSqlRequest<'_> = decode_object(body)
         .map_err(|e| Error::InvalidParameter(format!("invalid request JSON: {e}")))?;
     let mut params = Vec::with_capacity(raw.params.len());
     for (i, p) in raw.params.iter().enumerate() {
@@ -89,6 +89,19 @@ pub fn decode_request(body: &[u8]) -> Result<SqlRequest> {
         params,
         namespace: raw.namespace,
     })
+}
+
+/// Decodes a JSON object body into `T`. Only an object: serde would also accept a struct
+/// written as an array of its fields (`["alice", "pw"]`), which the API does not document.
+///
+/// # Errors
+/// The parser's message, or that the body is not an object.
+fn decode_object<'a, T: Deserialize<'a>>(body: &'a [u8]) -> std::result::Result<T, String> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err("the body must be a JSON object".into());
+    }
+    serde_json::from_slice(body).map_err(|e| e.to_string())
 }
 
 /// The JSON of one statement result.
@@ -198,7 +211,7 @@ async fn login(
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
-    let req: LoginRequest = match serde_json::from_slice(&body) {
+    let req: LoginRequest = match decode_object(&body) {
         Ok(r) => r,
         Err(e) => {
             let e = Error::InvalidParameter(format!(
