@@ -73,6 +73,11 @@ impl ServerProcess {
         Ok(server)
     }
 
+    /// The server's process id (for reading its memory use from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL (std's `Child::kill` sends SIGKILL on Unix) and reap.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -472,3 +472,165 @@ async fn rows_rewritten_during_a_flush_stay_hot_and_win() {
     assert_eq!(rows(&e, all).await, want);
     assert_eq!(stat(&e, "w.t", "cold_rows").await, "2");
 }
+
+/// The `output_rows` of the table scan in `EXPLAIN ANALYZE sql`'s plan.
+async fn scanned_rows(e: &Engine, sql: &str) -> u64 {
+    let plan = rows(e, &format!("EXPLAIN ANALYZE {sql}")).await;
+    let text = plan
+        .iter()
+        .map(|r| r[1].as_str().unwrap().to_string())
+        .collect::<String>();
+    let line = text
+        .lines()
+        .find(|l| l.contains("KalamScanExec"))
+        .unwrap_or_else(|| panic!("no scan in {text}"));
+    // DataFusion prints counts from 1,000 up as e.g. `40.00 K`.
+    let rest = line.split("output_rows=").nth(1).unwrap();
+    let shown: String = rest
+        .chars()
+        .take_while(|c| !matches!(c, ',' | ']'))
+        .collect();
+    let (number, scale) = match shown.split_once(' ') {
+        Some((n, "K")) => (n, 1e3),
+        Some((n, "M")) => (n, 1e6),
+        _ => (shown.as_str(), 1.0),
+    };
+    (number.parse::<f64>().unwrap() * scale).round() as u64
+}
+
+/// Scans stream: a LIMIT without WHERE stops reading hot rows and cold files once it has its
+/// rows, over a table of three cold files and a hot tier; without LIMIT every row is read
+/// exactly once, and a filtered LIMIT still finds its rows in the last file.
+#[tokio::test(flavor = "multi_thread")]
+async fn scans_stream_and_a_limit_stops_them() {
+    let (_d, e) = open_with(
+        "CREATE NAMESPACE s; CREATE SHARED TABLE s.t (id BIGINT PRIMARY KEY, v TEXT) \
+         FLUSH POLICY ROWS 1000000",
+    )
+    .await;
+    for part in 0..4 {
+        let (lo, hi) = (part * 10_000 + 1, part * 10_000 + 10_000);
+        message(
+            &e,
+            &format!(
+                "INSERT INTO s.t SELECT value, 'r' || value FROM generate_series({lo}, {hi}) AS g(value)"
+            ),
+        )
+        .await;
+        if part < 3 {
+            message(&e, "FLUSH TABLE s.t").await;
+            e.wait_for_jobs(std::time::Duration::from_secs(60))
+                .await
+                .unwrap();
+        }
+    }
+    assert_eq!(stat(&e, "s.t", "parquet_files").await, "3");
+    assert_eq!(stat(&e, "s.t", "hot_rows").await, "10000");
+    assert_eq!(scanned_rows(&e, "SELECT * FROM s.t LIMIT 10").await, 10);
+    assert_eq!(rows(&e, "SELECT * FROM s.t LIMIT 10").await.len(), 10);
+    assert_eq!(scanned_rows(&e, "SELECT * FROM s.t").await, 40_000);
+    assert_eq!(
+        rows(&e, "SELECT COUNT(*), COUNT(DISTINCT id), SUM(id) FROM s.t").await,
+        vec![vec![
+            serde_json::json!(40_000),
+            serde_json::json!(40_000),
+            serde_json::json!(800_020_000)
+        ]]
+    );
+    assert_eq!(
+        rows(&e, "SELECT v FROM s.t WHERE v = 'r29999' LIMIT 1").await,
+        vec![vec![serde_json::json!("r29999")]]
+    );
+}
+
+/// A primary-key point filter is `Exact`: the plan has no filter above the scan for it (the
+/// scan reads just that key); the same predicate in another form keeps its filter.
+#[tokio::test(flavor = "multi_thread")]
+async fn key_filters_are_not_checked_twice() {
+    let (_d, e) = open_with(
+        "CREATE NAMESPACE x; CREATE SHARED TABLE x.t (id BIGINT PRIMARY KEY, v TEXT); \
+         INSERT INTO x.t VALUES (1, 'a'), (2, 'b')",
+    )
+    .await;
+    let plan = |sql: &'static str| {
+        let e = &e;
+        async move {
+            rows(e, &format!("EXPLAIN {sql}"))
+                .await
+                .iter()
+                .map(|r| r[1].as_str().unwrap().to_string())
+                .collect::<String>()
+        }
+    };
+    assert!(
+        !plan("SELECT v FROM x.t WHERE id = 2")
+            .await
+            .contains("FilterExec")
+    );
+    assert!(
+        !plan("SELECT v FROM x.t WHERE id IN (1, 2)")
+            .await
+            .contains("FilterExec")
+    );
+    assert!(
+        plan("SELECT v FROM x.t WHERE id + 0 = 2")
+            .await
+            .contains("FilterExec")
+    );
+    assert!(
+        plan("SELECT v FROM x.t WHERE id = 2 AND v = 'b'")
+            .await
+            .contains("FilterExec")
+    );
+    assert_eq!(
+        rows(&e, "SELECT v FROM x.t WHERE id = 2 AND v = 'b'").await,
+        vec![vec![serde_json::json!("b")]]
+    );
+}
+
+/// A filter naming only the key that the scan cannot read as keys (as when the optimizer
+/// rewrites a filter after it was reported `Exact`) is applied by the scan itself, also when
+/// the key column is not projected, and a limit is applied after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn key_only_filters_the_scan_cannot_read_are_applied_by_it() {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::datasource::TableProvider;
+    use datafusion::prelude::{SessionContext, col, lit};
+    let (_d, e) = open_with(
+        "CREATE NAMESPACE k; CREATE SHARED TABLE k.t (id BIGINT PRIMARY KEY, v TEXT); \
+         INSERT INTO k.t VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd')",
+    )
+    .await;
+    let core = e.exec.core.clone();
+    let def = core.catalog.table("k", "t").unwrap();
+    let table = crate::tables::KalamTable::new(core, def, Session::root(), false).unwrap();
+    let ctx = SessionContext::new();
+    let values = |limit: Option<usize>| {
+        let (table, ctx) = (&table, &ctx);
+        async move {
+            let filter = (col("id") + lit(0i64)).gt(lit(1i64));
+            let plan = table
+                .scan(&ctx.state(), Some(&vec![1]), &[filter], limit)
+                .await
+                .unwrap();
+            let batches = datafusion::physical_plan::collect(plan, ctx.task_ctx())
+                .await
+                .unwrap();
+            let mut out: Vec<String> = batches
+                .iter()
+                .flat_map(|b| {
+                    assert_eq!(b.num_columns(), 1);
+                    b.column(0)
+                        .as_string::<i32>()
+                        .iter()
+                        .map(|v| v.unwrap().to_string())
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            out.sort();
+            out
+        }
+    };
+    assert_eq!(values(None).await, vec!["b", "c", "d"]);
+    assert_eq!(values(Some(2)).await.len(), 2);
+}

@@ -89,7 +89,6 @@ pub async fn flush_table(
             &view,
             &scan_prefix,
             true,
-            None,
         )?
     };
     let mut stats = FlushStats::default();

@@ -22,11 +22,23 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::{
+    CachedParquetFileReaderFactory, ParquetFileReaderFactory,
+};
+use datafusion::execution::cache::cache_manager::FileMetadataCache;
+use datafusion::execution::cache::default_cache::DefaultCache;
 use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
 use datafusion::parquet::arrow::ProjectionMask;
-use datafusion::parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
+use datafusion::parquet::arrow::arrow_reader::{
+    ArrowReaderBuilder, ArrowReaderOptions, RowSelection,
+};
+use datafusion::parquet::arrow::async_reader::AsyncFileReader;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::metadata::PageIndexPolicy;
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use futures::TryStreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjPath;
@@ -234,11 +246,25 @@ pub fn failpoint(name: &str) {
 }
 
 /// Parquet files under the storage base, through `object_store`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ColdStore {
     store: Arc<dyn ObjectStore>,
     base: PathBuf,
+    /// Parsed footers (with page indexes) of recently read files, by path; files never change
+    /// under a path (names are unique `_seq` values), so an entry never goes stale.
+    footers: Arc<FileMetadataCache>,
 }
+
+impl std::fmt::Debug for ColdStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ColdStore")
+            .field("base", &self.base)
+            .finish()
+    }
+}
+
+/// Memory for cached Parquet footers, in bytes.
+pub const FOOTER_CACHE_BYTES: usize = 64 << 20;
 
 fn os_err(e: object_store::Error) -> Error {
     Error::Internal(format!("object store error: {e}"))
@@ -255,6 +281,7 @@ impl ColdStore {
         Ok(ColdStore {
             store: Arc::new(store),
             base: base.to_path_buf(),
+            footers: Arc::new(DefaultCache::new(FOOTER_CACHE_BYTES).with_name("ColdFooters")),
         })
     }
 
@@ -306,17 +333,6 @@ impl ColdStore {
         Ok((fin, bytes))
     }
 
-    /// Reads a file's bytes.
-    pub async fn read(&self, path: &str) -> Result<bytes::Bytes> {
-        self.store
-            .get(&ObjPath::from(path))
-            .await
-            .map_err(os_err)?
-            .bytes()
-            .await
-            .map_err(os_err)
-    }
-
     /// Deletes a file (missing files are not an error).
     pub async fn delete(&self, path: &str) -> Result<()> {
         match self.store.delete(&ObjPath::from(path)).await {
@@ -335,20 +351,15 @@ impl ColdStore {
     }
 }
 
-/// Decodes a Parquet file, reading only the named columns that exist in it and, when `rows`
-/// (sorted row numbers) is given, only those rows: the reader skips the pages that hold none
-/// of them instead of decoding the whole file.
-///
-/// Returns the batches and, per requested name, its index in the batches (None if absent).
-pub fn decode(
-    bytes: bytes::Bytes,
+/// Points `builder` at the named columns that exist in the file and, when `rows` (sorted row
+/// numbers) is given, at only those rows: the reader then skips the pages that hold none of
+/// them. Returns the builder and, per requested name, its index in the batches it will
+/// produce (None if the file lacks the column).
+fn select<T>(
+    builder: ArrowReaderBuilder<T>,
     names: &[&str],
     rows: Option<&[u32]>,
-) -> Result<(Vec<RecordBatch>, Vec<Option<usize>>)> {
-    let pq = |e: datafusion::parquet::errors::ParquetError| {
-        Error::Internal(format!("parquet read: {e}"))
-    };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(pq)?;
+) -> Result<(ArrowReaderBuilder<T>, Vec<Option<usize>>)> {
     let file_schema = builder.schema().clone();
     let mut roots: Vec<usize> = names
         .iter()
@@ -374,8 +385,6 @@ pub fn decode(
             .map(|r| r..r.saturating_add(1));
         builder = builder.with_row_selection(RowSelection::from_consecutive_ranges(ranges, total));
     }
-    let reader = builder.build().map_err(pq)?;
-    let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
     let positions = names
         .iter()
         .map(|n| {
@@ -385,7 +394,56 @@ pub fn decode(
                 .and_then(|i| roots.iter().position(|r| *r == i))
         })
         .collect();
-    Ok((batches, positions))
+    Ok((builder, positions))
+}
+
+fn parquet_err(e: datafusion::parquet::errors::ParquetError) -> Error {
+    Error::Internal(format!("parquet read: {e}"))
+}
+
+/// The batches of one cold file, decoded as they are read.
+pub type ColdStream = futures::stream::BoxStream<'static, Result<RecordBatch>>;
+
+impl ColdStore {
+    /// Streams the file at `path` (`size` bytes) without fetching it whole: the footer and
+    /// page index (cached per path), then only the byte ranges of the pages of the named
+    /// columns that exist in the file (ranged reads through `object_store`), in batches of at
+    /// most `batch_rows` rows. With `rows` (sorted row numbers), only those rows are decoded
+    /// and only the pages holding one are fetched.
+    ///
+    /// Returns the stream and, per requested name, its index in the batches (None if absent).
+    ///
+    /// # Errors
+    /// Storage failures, corrupt files (at open, or as an item of the stream), and a row number
+    /// past the file's end.
+    pub async fn open(
+        &self,
+        path: &str,
+        size: u64,
+        names: &[&str],
+        rows: Option<&[u32]>,
+        batch_rows: usize,
+    ) -> Result<(ColdStream, Vec<Option<usize>>)> {
+        let factory = CachedParquetFileReaderFactory::new(self.store.clone(), self.footers.clone());
+        let reader: Box<dyn AsyncFileReader> = factory.create_reader(
+            0,
+            PartitionedFile::new(path, size),
+            None,
+            &ExecutionPlanMetricsSet::new(),
+        )?;
+        // The page index lets a row selection skip pages; it is cached with the footer.
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+        let builder = ParquetRecordBatchStreamBuilder::new_with_options(reader, options)
+            .await
+            .map_err(parquet_err)?;
+        let (builder, positions) = select(builder, names, rows)?;
+        let stream = builder
+            .with_batch_size(batch_rows)
+            .build()
+            .map_err(parquet_err)?
+            .map_err(parquet_err);
+        Ok((Box::pin(stream), positions))
+    }
 }
 
 #[cfg(test)]
@@ -406,8 +464,8 @@ mod tests {
 
     #[tokio::test]
     async fn files_are_renamed_into_place_and_decode_by_name() {
-        use datafusion::arrow::array::{Int64Array, StringArray};
-        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        use datafusion::arrow::array::{AsArray, Int64Array, StringArray};
+        use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
         let dir = tempfile::tempdir().unwrap();
         let cold = ColdStore::local(dir.path()).unwrap();
         let schema = Arc::new(Schema::new(vec![
@@ -426,9 +484,31 @@ mod tests {
         assert_eq!(path, "ns/t/u1/42.parquet");
         let listed = cold.list().await.unwrap();
         assert_eq!(listed, vec![(path.clone(), bytes)]);
-        let (batches, pos) = decode(cold.read(&path).await.unwrap(), &["c2", "c9"], None).unwrap();
+        let (rows, pos) = cold
+            .open(&path, bytes, &["c2", "c9"], None, 1024)
+            .await
+            .unwrap();
+        let batches: Vec<RecordBatch> = rows.try_collect().await.unwrap();
         assert_eq!(pos, vec![Some(0), None]);
         assert_eq!(batches[0].num_rows(), 2);
         assert_eq!(batches[0].num_columns(), 1);
+        // Only row 1, read through the page index; and again from the cached footer.
+        for _ in 0..2 {
+            let (rows, _) = cold
+                .open(&path, bytes, &["c1"], Some(&[1]), 1024)
+                .await
+                .unwrap();
+            let batches: Vec<RecordBatch> = rows.try_collect().await.unwrap();
+            let values: Vec<i64> = batches
+                .iter()
+                .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+                .collect();
+            assert_eq!(values, vec![2]);
+        }
+        let err = cold.open(&path, bytes, &["c1"], Some(&[2]), 1024).await;
+        assert!(err.is_err_and(|e| {
+            e.to_string()
+                .contains("row 2 asked of a Parquet file of 2 rows")
+        }));
     }
 }

@@ -109,19 +109,32 @@ pub fn scalar_payload(s: &datafusion::scalar::ScalarValue) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Decodes stored rows one at a time into batches of a [`HotLayout`], with their keys.
-struct HotDecoder<'l> {
+/// Decodes stored rows one at a time into batches of a [`HotLayout`], with their keys when
+/// asked for, handing each full batch to `emit`.
+struct HotDecoder<'l, E> {
     layout: &'l HotLayout,
     include_deleted: bool,
+    with_keys: bool,
     /// One output slot per column: its builder, its source, and whether the current row set it.
     slots: Vec<(ColumnBuilder, &'l HotColumn, bool)>,
     by_id: HashMap<u32, usize>,
     rows_in_batch: usize,
-    out: PartitionRows,
+    /// Rows appended so far, over all batches.
+    rows: usize,
+    keys: Vec<Box<[u8]>>,
+    emit: E,
 }
 
-impl<'l> HotDecoder<'l> {
-    fn new(layout: &'l HotLayout, include_deleted: bool) -> Result<HotDecoder<'l>> {
+impl<'l, E> HotDecoder<'l, E>
+where
+    E: FnMut(RecordBatch, Vec<Box<[u8]>>) -> Result<bool>,
+{
+    fn new(
+        layout: &'l HotLayout,
+        include_deleted: bool,
+        with_keys: bool,
+        emit: E,
+    ) -> Result<HotDecoder<'l, E>> {
         let mut slots = Vec::with_capacity(layout.columns.len());
         let mut by_id = HashMap::new();
         for (pos, (field, source)) in layout
@@ -139,32 +152,34 @@ impl<'l> HotDecoder<'l> {
         Ok(HotDecoder {
             layout,
             include_deleted,
+            with_keys,
             slots,
             by_id,
             rows_in_batch: 0,
-            out: PartitionRows::default(),
+            rows: 0,
+            keys: Vec::new(),
+            emit,
         })
     }
 
-    fn finish_batch(&mut self) -> Result<()> {
+    /// Hands the current batch to `emit`; returns what `emit` returned (false: stop).
+    fn finish_batch(&mut self) -> Result<bool> {
         let arrays = self
             .slots
             .iter_mut()
             .map(|(b, _, _)| b.finish())
             .collect::<Result<Vec<_>>>()?;
-        self.out
-            .batches
-            .push(batch_of(&self.layout.schema, arrays, self.rows_in_batch)?);
+        let batch = batch_of(&self.layout.schema, arrays, self.rows_in_batch)?;
         self.rows_in_batch = 0;
-        Ok(())
+        (self.emit)(batch, std::mem::take(&mut self.keys))
     }
 
     /// Appends the row stored under `key` as `value`, unless it is a tombstone (and tombstones
-    /// are not wanted) or expired.
-    fn push(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+    /// are not wanted) or expired. Returns false when `emit` asked to stop.
+    fn push(&mut self, key: &[u8], value: &[u8]) -> Result<bool> {
         let h = codec::decode_header(value)?;
         if (h.deleted && !self.include_deleted) || h.seq < self.layout.min_seq {
-            return Ok(());
+            return Ok(true);
         }
         let (slots, by_id) = (&mut self.slots, &self.by_id);
         slots.iter_mut().for_each(|(_, _, seen)| *seen = false);
@@ -188,25 +203,29 @@ impl<'l> HotDecoder<'l> {
                 HotColumn::Deleted => builder.append_bool(h.deleted),
             }
         }
-        self.out.keys.push(key.into());
+        if self.with_keys {
+            self.keys.push(key.into());
+        }
         self.rows_in_batch = self.rows_in_batch.saturating_add(1);
+        self.rows = self.rows.saturating_add(1);
         if self.rows_in_batch == BATCH_ROWS {
+            return self.finish_batch();
+        }
+        Ok(true)
+    }
+
+    /// Emits the last, partial batch (or an empty one when nothing was decoded at all, so a
+    /// reader always gets the schema).
+    fn finish(mut self) -> Result<()> {
+        if self.rows_in_batch > 0 || self.rows == 0 {
             self.finish_batch()?;
         }
         Ok(())
     }
-
-    fn finish(mut self) -> Result<PartitionRows> {
-        if self.rows_in_batch > 0 || self.out.batches.is_empty() {
-            self.finish_batch()?;
-        }
-        Ok(self.out)
-    }
 }
 
-/// Decodes the rows under `prefix` as of `view` into batches of `layout.schema`, with their
-/// keys, in key order, stopping after `limit` rows when given. Tombstones are skipped unless
-/// `include_deleted`; expired rows always.
+/// Decodes every row under `prefix` as of `view` into batches of `layout.schema`, with their
+/// keys, in key order. Tombstones are skipped unless `include_deleted`; expired rows always.
 ///
 /// # Errors
 /// Storage failures and corrupt rows.
@@ -215,17 +234,70 @@ pub fn decode_hot(
     view: &View<'_>,
     prefix: &[u8],
     include_deleted: bool,
-    limit: Option<usize>,
 ) -> Result<PartitionRows> {
-    let mut decoder = HotDecoder::new(layout, include_deleted)?;
-    let limit = limit.unwrap_or(usize::MAX);
+    let mut out = PartitionRows::default();
+    let scan = HotScan {
+        prefix,
+        include_deleted,
+        limit: None,
+        with_keys: true,
+        stopped: &|| false,
+    };
+    stream_hot(layout, view, &scan, |b, k| {
+        out.batches.push(b);
+        out.keys.extend(k);
+        Ok(true)
+    })?;
+    Ok(out)
+}
+
+/// What [`stream_hot`] reads.
+pub struct HotScan<'a> {
+    /// The key prefix of the rows (a partition, or a whole table).
+    pub prefix: &'a [u8],
+    /// Also decode tombstones.
+    pub include_deleted: bool,
+    /// Stop after this many decoded rows.
+    pub limit: Option<usize>,
+    /// Hand each batch's row keys to the caller too.
+    pub with_keys: bool,
+    /// Polled every [`STOP_CHECK_KEYS`] keys visited: true ends the scan (a reader that went
+    /// away while the scan skips a long run of tombstones or expired rows).
+    pub stopped: &'a (dyn Fn() -> bool + Sync),
+}
+
+/// How many stored keys [`stream_hot`] visits between two polls of [`HotScan::stopped`].
+pub const STOP_CHECK_KEYS: usize = 4096;
+
+/// Decodes the rows `scan` describes, as of `view`, one batch (at most [`BATCH_ROWS`] rows)
+/// at a time, in key order: `emit` gets each batch and its rows' keys (empty unless
+/// `scan.with_keys`), and returns false to stop. Memory is bounded by one batch, not by the
+/// partition.
+///
+/// # Errors
+/// Storage failures, corrupt rows, and `emit`'s first error (which stops the scan).
+pub fn stream_hot(
+    layout: &HotLayout,
+    view: &View<'_>,
+    scan: &HotScan<'_>,
+    emit: impl FnMut(RecordBatch, Vec<Box<[u8]>>) -> Result<bool>,
+) -> Result<()> {
+    let mut decoder = HotDecoder::new(layout, scan.include_deleted, scan.with_keys, emit)?;
+    let limit = scan.limit.unwrap_or(usize::MAX);
+    let mut go_on = true;
+    let mut visited = 0usize;
     if limit > 0 {
-        view.for_each_prefix(CF_ROWS, prefix, |k, v| {
-            decoder.push(k, v)?;
-            Ok(decoder.out.keys.len() < limit)
+        view.for_each_prefix(CF_ROWS, scan.prefix, |k, v| {
+            visited = visited.wrapping_add(1);
+            go_on = decoder.push(k, v)?
+                && !(visited.is_multiple_of(STOP_CHECK_KEYS) && (scan.stopped)());
+            Ok(go_on && decoder.rows < limit)
         })?;
     }
-    decoder.finish()
+    if go_on {
+        decoder.finish()?;
+    }
+    Ok(())
 }
 
 /// Decodes the rows stored under `keys` (full row keys) as of `view`, as [`decode_hot`] does,
@@ -240,13 +312,21 @@ pub fn decode_hot_keys(
     keys: &[Vec<u8>],
     include_deleted: bool,
 ) -> Result<(PartitionRows, Vec<Vec<u8>>)> {
-    let mut decoder = HotDecoder::new(layout, include_deleted)?;
+    let mut out = PartitionRows::default();
+    let mut decoder = HotDecoder::new(layout, include_deleted, true, |b, k| {
+        out.batches.push(b);
+        out.keys.extend(k);
+        Ok(true)
+    })?;
     let mut absent = Vec::new();
     for k in keys {
         match view.get(CF_ROWS, k)? {
-            Some(v) => decoder.push(k, &v)?,
+            Some(v) => {
+                decoder.push(k, &v)?;
+            }
             None => absent.push(k.clone()),
         }
     }
-    Ok((decoder.finish()?, absent))
+    decoder.finish()?;
+    Ok((out, absent))
 }

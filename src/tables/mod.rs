@@ -26,24 +26,27 @@ mod scan;
 pub mod system;
 mod write;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session as DfSession;
+use datafusion::common::DFSchema;
 use datafusion::common::Result as DfResult;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::{TableProvider, TableType as DfTableType};
 use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_plan::filter::FilterExecBuilder;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::scalar::ScalarValue;
-use futures::StreamExt;
 use futures::future::BoxFuture;
+use futures::{StreamExt, TryStreamExt};
 
 use crate::catalog::{DELETED, TableDef, TableType};
 use crate::control::StatementControl;
@@ -165,40 +168,73 @@ pub(crate) fn strip_qualifiers(e: Expr) -> Result<Expr> {
     .data)
 }
 
-/// The full row keys `filters` (conjuncts) pin the primary key to — `pk = literal` or
-/// `pk IN (literal, …)`, literals of the column's own type — sorted and without duplicates;
-/// None when no filter does. A row any of the filters selects has one of these keys, so reading
-/// just them (hot by key, cold through the primary-key index) loses nothing.
+/// The full row keys `filters` (conjuncts) pin the primary key to — every `pk = literal` or
+/// `pk IN (literal, …)` among them (literals of the column's own type), intersected — sorted
+/// and without duplicates; None when no filter does. A row the filters select has one of
+/// these keys, and every row read under them passes those filters, so reading just them (hot
+/// by key, cold through the primary-key index) loses nothing and those filters are `Exact`.
 fn point_keys(table: &KalamTable, filters: &[&Expr]) -> Result<Option<Vec<Vec<u8>>>> {
+    let mut keys: Option<BTreeSet<Vec<u8>>> = None;
+    for f in filters {
+        if let Some(these) = pk_filter_keys(table, f)? {
+            keys = Some(match keys {
+                Some(k) => k.intersection(&these).cloned().collect(),
+                None => these,
+            });
+        }
+    }
+    Ok(keys.map(|k| k.into_iter().collect()))
+}
+
+/// The full row keys one filter pins the primary key to (see [`point_keys`]): `pk = literal`,
+/// `pk IN (literal, …)`, a NULL or FALSE literal (no key), or an OR of such filters (the
+/// optimizer writes a short IN list as one); None when it is not of that form.
+fn pk_filter_keys(table: &KalamTable, f: &Expr) -> Result<Option<BTreeSet<Vec<u8>>>> {
     let Some(pk) = table.def.primary_key() else {
         return Ok(None);
     };
+    // The optimizer folds `pk = NULL` into a bare NULL: never true, so it selects no key.
+    if let Expr::Literal(v, _) = f
+        && (v.is_null() || *v == ScalarValue::Boolean(Some(false)))
+    {
+        return Ok(Some(BTreeSet::new()));
+    }
+    if let Expr::BinaryExpr(b) = f
+        && b.op == Operator::Or
+    {
+        let (Some(mut left), Some(right)) = (
+            pk_filter_keys(table, &b.left)?,
+            pk_filter_keys(table, &b.right)?,
+        ) else {
+            return Ok(None);
+        };
+        left.extend(right);
+        return Ok(Some(left));
+    }
     let data_type = pk.sql_type.arrow_type();
     let is_pk = |e: &Expr| matches!(e, Expr::Column(c) if c.name == pk.name);
     let literal = |e: &Expr| match e {
         Expr::Literal(v, _) if v.data_type() == data_type => Some(v.clone()),
         _ => None,
     };
-    for f in filters {
-        let values: Option<Vec<ScalarValue>> = match f {
-            Expr::BinaryExpr(b) if b.op == Operator::Eq => {
-                match (b.left.as_ref(), b.right.as_ref()) {
-                    (l, r) if is_pk(l) => literal(r).map(|v| vec![v]),
-                    (l, r) if is_pk(r) => literal(l).map(|v| vec![v]),
-                    _ => None,
-                }
-            }
-            Expr::InList(l) if !l.negated && is_pk(&l.expr) => l.list.iter().map(literal).collect(),
+    let values: Option<Vec<ScalarValue>> = match f {
+        Expr::BinaryExpr(b) if b.op == Operator::Eq => match (b.left.as_ref(), b.right.as_ref()) {
+            (l, r) if is_pk(l) => literal(r).map(|v| vec![v]),
+            (l, r) if is_pk(r) => literal(l).map(|v| vec![v]),
             _ => None,
-        };
-        let Some(values) = values else { continue };
-        let mut keys = std::collections::BTreeSet::new();
-        for v in values.iter().filter(|v| !v.is_null()) {
-            keys.insert(table.pk_key(pk, v.to_array()?.as_ref(), 0)?);
-        }
-        return Ok(Some(keys.into_iter().collect()));
+        },
+        Expr::InList(l) if !l.negated && is_pk(&l.expr) => l.list.iter().map(literal).collect(),
+        _ => None,
+    };
+    let Some(values) = values else {
+        return Ok(None);
+    };
+    let mut keys = BTreeSet::new();
+    // `pk = NULL` is never true: a NULL literal selects no key.
+    for v in values.iter().filter(|v| !v.is_null()) {
+        keys.insert(table.pk_key(pk, v.to_array()?.as_ref(), 0)?);
     }
-    Ok(None)
+    Ok(Some(keys))
 }
 
 fn mentions_deleted(filters: &[Expr]) -> bool {
@@ -225,7 +261,15 @@ impl TableProvider for KalamTable {
         &self,
         filters: &[&Expr],
     ) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+        // Primary-key point filters are applied by the scan itself (it reads only their keys);
+        // everything else is re-checked above the scan.
+        Ok(filters
+            .iter()
+            .map(|f| match pk_filter_keys(self, f) {
+                Ok(Some(_)) => TableProviderFilterPushDown::Exact,
+                _ => TableProviderFilterPushDown::Inexact,
+            })
+            .collect())
     }
 
     async fn scan(
@@ -239,22 +283,36 @@ impl TableProvider for KalamTable {
             Some(p) => p.clone(),
             None => (0..self.schema.fields().len()).collect(),
         };
-        let include_deleted = self.with_system && mentions_deleted(filters);
-        let conjuncts: Vec<&Expr> = filters.iter().collect();
-        let rows = match point_keys(self, &conjuncts).map_err(df_err)? {
-            Some(keys) => self.read_keys(&columns, &keys, include_deleted).await,
-            None => {
-                let pruning = self.pruning_predicate(state, filters);
-                // Filters are applied after the scan (`Inexact`): a limit only holds without.
-                let limit = limit.filter(|_| filters.is_empty());
-                self.read(&columns, include_deleted, pruning.as_deref(), limit)
-                    .await
+        // A filter was reported `Exact` if it was a key filter when DataFusion asked; the
+        // optimizer may have rewritten it since into a form `point_keys` does not read. Such a
+        // filter (it names no column but the key) is applied right here, over the key column.
+        let pk = self.def.primary_key().map(|c| c.name.clone());
+        let mut recheck = Vec::new();
+        for f in filters {
+            let only_key = f.column_refs().iter().all(|c| Some(&c.name) == pk.as_ref());
+            if only_key && pk_filter_keys(self, f).map_err(df_err)?.is_none() {
+                recheck.push(strip_qualifiers(f.clone()).map_err(df_err)?);
             }
         }
-        .map_err(df_err)?;
-        let schema = Arc::new(self.schema.project(&columns)?);
-        let exec = MemorySourceConfig::try_new_exec(&[rows.batches], schema, None)?;
-        Ok(exec)
+        let (Some(pk), false) = (pk, recheck.is_empty()) else {
+            return self.plan_read(state, columns, filters, limit).await;
+        };
+        let pk_index = self.schema.index_of(&pk)?;
+        let mut wide = columns.clone();
+        if !wide.contains(&pk_index) {
+            wide.push(pk_index);
+        }
+        let wide_schema = DFSchema::try_from(self.schema.project(&wide)?)?;
+        let read = self.plan_read(state, wide, filters, None).await?;
+        let predicate = state.create_physical_expr(
+            conjunction(recheck).unwrap_or(Expr::Literal(ScalarValue::Boolean(Some(true)), None)),
+            &wide_schema,
+        )?;
+        let filtered = FilterExecBuilder::new(predicate, read)
+            .apply_projection(Some((0..columns.len()).collect()))?
+            .with_fetch(limit)
+            .build()?;
+        Ok(Arc::new(filtered))
     }
 
     async fn insert_into(
@@ -278,6 +336,58 @@ impl TableProvider for KalamTable {
 }
 
 impl KalamTable {
+    /// The plan reading `columns` under the pushed-down `filters`: by key when they pin the
+    /// primary key, else a streaming scan of the partition; `limit` as DataFusion handed it
+    /// down.
+    async fn plan_read(
+        &self,
+        state: &dyn DfSession,
+        columns: Vec<usize>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let include_deleted = self.with_system && mentions_deleted(filters);
+        let conjuncts: Vec<&Expr> = filters.iter().collect();
+        let schema = Arc::new(self.schema.project(&columns)?);
+        if let Some(keys) = point_keys(self, &conjuncts).map_err(df_err)? {
+            let rows = self
+                .read_keys(&columns, &keys, include_deleted)
+                .await
+                .map_err(df_err)?;
+            // The key filters are `Exact`, so DataFusion may hand down a LIMIT with them.
+            let mut batches = rows.batches;
+            if let Some(n) = limit {
+                let mut left = n;
+                for b in &mut batches {
+                    *b = b.slice(0, b.num_rows().min(left));
+                    left = left.saturating_sub(b.num_rows());
+                }
+            }
+            return MemorySourceConfig::try_new_exec(&[batches], schema, None)
+                .map(|e| e as Arc<dyn ExecutionPlan>);
+        }
+        let pruning = self.pruning_predicate(state, filters);
+        // Without key filters every filter is `Inexact`, re-applied above the scan: a limit
+        // only holds without filters.
+        let limit = limit.filter(|_| filters.is_empty());
+        let label = match limit {
+            Some(n) => format!("{}, limit={n}", self.def.qualified()),
+            None => self.def.qualified(),
+        };
+        let table = self.clone();
+        let columns: Arc<[usize]> = columns.into();
+        Ok(Arc::new(exec::ScanExec::new(
+            label,
+            schema,
+            Arc::new(move || {
+                table
+                    .stream(columns.clone(), include_deleted, pruning.clone(), limit)
+                    .map_err(df_err)
+                    .boxed()
+            }),
+        )))
+    }
+
     /// A [`exec::WriteExec`] that, when executed, collects `input` (if any) and runs `write`
     /// with this table on the blocking pool.
     fn write_exec<F>(

@@ -8,10 +8,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray};
+use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch};
 use datafusion::arrow::array::{TimestampMillisecondArray, new_null_array};
 use datafusion::arrow::compute::{cast, filter};
 use datafusion::arrow::datatypes::Int64Type;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session as DfSession;
 use datafusion::common::DFSchema;
 use datafusion::common::pruning::PruningStatistics;
@@ -22,26 +23,32 @@ use datafusion::scalar::ScalarValue;
 
 use crate::catalog::{DELETED, SEQ, TableDef, TableType, UPDATED};
 use crate::error::{Error, Result};
-use crate::storage::CF_META;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+
 use crate::storage::cold;
-use crate::storage::hot::{PartitionRows, batch_of, decode_hot, decode_hot_keys};
+use crate::storage::hot::{
+    BATCH_ROWS, HotScan, PartitionRows, batch_of, decode_hot, decode_hot_keys, stream_hot,
+};
+use crate::storage::{CF_META, View};
 
 use super::{KalamTable, reject_subqueries, strip_qualifiers};
 
-/// Which rows of a cold file a read keeps, by row number in the file.
-#[derive(Debug, Clone, Copy)]
-struct RowSelection<'a> {
+/// One cold file a read visits, with the rows it keeps (by row number in the file).
+#[derive(Debug, Clone)]
+struct ColdFile {
+    entry: cold::FileEntry,
     /// The file's deletion vector: rows superseded by a newer version (sorted).
-    superseded: &'a [u32],
+    superseded: Vec<u32>,
     /// For a read by key, the only rows wanted (sorted); None keeps every live row.
-    only: Option<&'a [u32]>,
+    only: Option<Vec<u32>>,
 }
 
-impl RowSelection<'_> {
+impl ColdFile {
     /// The row number in the file of the `decoded`-th row decoded (the file decodes only the
     /// `only` rows when given, every row otherwise); None when out of range.
     fn number(&self, decoded: u64) -> Option<u32> {
-        match self.only {
+        match &self.only {
             Some(only) => usize::try_from(decoded)
                 .ok()
                 .and_then(|i| only.get(i).copied()),
@@ -56,33 +63,122 @@ impl RowSelection<'_> {
     }
 }
 
-/// Cold files to read: each with its deletion vector and, for a read by key, the only rows
-/// wanted (both sorted row numbers).
-type ColdFiles = Vec<(cold::FileEntry, Vec<u32>, Option<Vec<u32>>)>;
+/// A batch and, when the reader asked for them, its rows' full keys.
+type KeyedBatch = (RecordBatch, Vec<Box<[u8]>>);
+
+/// What the snapshot side of a streaming scan sends: first the cold files, then hot batches.
+enum HotPart {
+    Files(Vec<ColdFile>),
+    Batch(RecordBatch),
+}
+
+/// Hot batches a streaming scan keeps in flight between the RocksDB iterator and the plan.
+const HOT_BATCHES_IN_FLIGHT: usize = 2;
+/// Cold files a streaming scan opens ahead of the one it is reading.
+const COLD_FILES_AHEAD: usize = 2;
 
 impl KalamTable {
     /// Reads the partition's live rows (and tombstones if `include_deleted`), with columns
-    /// `columns` (indices into the full user+system schema): hot rows, then every live cold
-    /// file of the partition minus its deletion vector. Hot rows, manifest and deletion vectors
-    /// come from one RocksDB snapshot, so a concurrent flush is seen entirely or not at all.
-    /// With `limit`, it stops once that many rows are read (any rows: there is no order), so
-    /// `SELECT … LIMIT n` without a WHERE reads about `n` rows, not the partition.
+    /// `columns` (indices into the full user+system schema) and their keys, into memory: hot
+    /// rows, then every live cold file of the partition minus its deletion vector. Hot rows,
+    /// manifest and deletion vectors come from one RocksDB snapshot, so a concurrent flush is
+    /// seen entirely or not at all. The write path's read; queries use [`KalamTable::stream`].
     pub(super) async fn read(
         &self,
         columns: &[usize],
         include_deleted: bool,
-        pruning: Option<&PruningPredicate>,
-        limit: Option<usize>,
     ) -> Result<PartitionRows> {
-        let (hot, files) = self.read_snapshot(columns, include_deleted, pruning, limit)?;
-        self.read_cold(hot, files, columns, include_deleted, limit)
-            .await
+        let (hot, files) = self.read_snapshot(columns, include_deleted)?;
+        self.read_cold(hot, files, columns, include_deleted).await
+    }
+
+    /// The rows of a query over the whole partition as a stream of batches of at most
+    /// [`BATCH_ROWS`] rows: memory is bounded by a few batches, not by the table. A blocking
+    /// task walks the hot rows of one RocksDB snapshot (which also fixes the list of live cold
+    /// files and their deletion vectors) while cold files are read concurrently, each by
+    /// ranged reads of just the needed columns. Files `pruning` proves cannot match are never
+    /// opened. With `limit`, reading stops once that many rows were produced (any rows: there
+    /// is no order); dropping the stream stops both sides.
+    pub(super) fn stream(
+        &self,
+        columns: Arc<[usize]>,
+        include_deleted: bool,
+        pruning: Option<Arc<PruningPredicate>>,
+        limit: Option<usize>,
+    ) -> BoxStream<'static, Result<RecordBatch>> {
+        let table = self.clone();
+        let rows = async move {
+            let (tx, mut rx) = tokio::sync::mpsc::channel(HOT_BATCHES_IN_FLIGHT);
+            let producer = table.clone();
+            let hot_columns = columns.clone();
+            tokio::task::spawn_blocking(move || {
+                let sent =
+                    producer.send_snapshot(&tx, &hot_columns, include_deleted, pruning, limit);
+                if let Err(e) = sent {
+                    // The reader may be gone already; then nobody needs the error.
+                    let _ = tx.blocking_send(Err(e));
+                }
+            });
+            let files = match rx.recv().await {
+                Some(Ok(HotPart::Files(files))) => files,
+                Some(Err(e)) => return Err(e),
+                _ => return Err(Error::Internal("hot scan ended early".into())),
+            };
+            let hot = futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).map(|part| match part {
+                Ok(HotPart::Batch(b)) => Ok(b),
+                Ok(HotPart::Files(_)) => Err(Error::Internal("hot scan sent files twice".into())),
+                Err(e) => Err(e),
+            });
+            let cold = futures::stream::iter(files)
+                .map(move |f| {
+                    table
+                        .clone()
+                        .open_cold(f, columns.clone(), include_deleted, false)
+                })
+                .buffered(COLD_FILES_AHEAD)
+                .try_flatten()
+                .map_ok(|(b, _)| b);
+            Ok(futures::stream::select(hot, cold))
+        };
+        let rows = futures::stream::once(rows).try_flatten();
+        match limit {
+            Some(n) => take_rows(rows, n),
+            None => Box::pin(rows),
+        }
+    }
+
+    /// The snapshot side of [`KalamTable::stream`], on a blocking thread: sends the live cold
+    /// files, then the hot batches, until done or the reader is gone.
+    fn send_snapshot(
+        &self,
+        tx: &tokio::sync::mpsc::Sender<Result<HotPart>>,
+        columns: &[usize],
+        include_deleted: bool,
+        pruning: Option<Arc<PruningPredicate>>,
+        limit: Option<usize>,
+    ) -> Result<()> {
+        let view = self.core.store.view();
+        let files = self.live_files(&view, pruning.as_deref())?;
+        if tx.blocking_send(Ok(HotPart::Files(files))).is_err() {
+            return Ok(());
+        }
+        let layout = self.def.hot_layout(columns, crate::ids::now_millis())?;
+        let scan = HotScan {
+            prefix: &self.prefix(),
+            include_deleted,
+            limit,
+            with_keys: false,
+            stopped: &|| tx.is_closed(),
+        };
+        stream_hot(&layout, &view, &scan, |b, _| {
+            Ok(tx.blocking_send(Ok(HotPart::Batch(b))).is_ok())
+        })
     }
 
     /// Reads the rows of the partition stored under `keys` (full row keys, sorted), as
     /// [`KalamTable::read`] does for the whole partition: each key's hot version, else its
     /// cold version found through the primary-key index. Only the files holding those rows are
-    /// fetched.
+    /// opened, and only the pages holding them are read.
     pub(super) async fn read_keys(
         &self,
         columns: &[usize],
@@ -106,18 +202,21 @@ impl KalamTable {
             }
             let mut files = Vec::new();
             if !wanted.is_empty() {
-                for f in cold::manifest(&view, self.def.id, Some(self.partition()))? {
-                    if let Some(mut rows) = wanted.remove(&f.file_id) {
+                for entry in cold::manifest(&view, self.def.id, Some(self.partition()))? {
+                    if let Some(mut rows) = wanted.remove(&entry.file_id) {
                         rows.sort_unstable();
-                        let dv = cold::deletion_vector(&view, self.def.id, f.file_id)?;
-                        files.push((f, dv, Some(rows)));
+                        let superseded = cold::deletion_vector(&view, self.def.id, entry.file_id)?;
+                        files.push(ColdFile {
+                            entry,
+                            superseded,
+                            only: Some(rows),
+                        });
                     }
                 }
             }
             (hot, files)
         };
-        self.read_cold(hot, files, columns, include_deleted, None)
-            .await
+        self.read_cold(hot, files, columns, include_deleted).await
     }
 
     /// A live query's initial data: takes the table's write lock, runs `register` (which adds
@@ -138,85 +237,90 @@ impl KalamTable {
         let (registered, (hot, files)) = {
             let _guard = self.core.table_lock(self.def.id).lock_owned().await;
             let registered = register(&self.def)?;
-            (
-                registered,
-                self.read_snapshot(&all, include_deleted, None, None)?,
-            )
+            (registered, self.read_snapshot(&all, include_deleted)?)
         };
         Ok((
             registered,
-            self.read_cold(hot, files, &all, include_deleted, None)
-                .await?,
+            self.read_cold(hot, files, &all, include_deleted).await?,
         ))
     }
 
-    /// The hot rows and the live cold files (with their deletion vectors) of the partition,
-    /// from one RocksDB snapshot.
+    /// The hot rows (with keys) and the live cold files of the partition, from one RocksDB
+    /// snapshot.
     fn read_snapshot(
         &self,
         columns: &[usize],
         include_deleted: bool,
-        pruning: Option<&PruningPredicate>,
-        limit: Option<usize>,
-    ) -> Result<(PartitionRows, ColdFiles)> {
+    ) -> Result<(PartitionRows, Vec<ColdFile>)> {
         let view = self.core.store.view();
         let layout = self.def.hot_layout(columns, crate::ids::now_millis())?;
-        let hot = decode_hot(&layout, &view, &self.prefix(), include_deleted, limit)?;
-        let enough = limit.is_some_and(|n| hot.keys.len() >= n);
-        let mut files = Vec::new();
-        if self.def.table_type != TableType::Stream && !enough {
-            let mut entries = cold::manifest(&view, self.def.id, Some(self.partition()))?;
-            if let Some(p) = pruning {
-                let keep = p.prune(&FileStatistics {
-                    def: &self.def,
-                    files: &entries,
-                })?;
-                let mut keep = keep.into_iter();
-                entries.retain(|_| keep.next().unwrap_or(true));
-            }
-            for f in entries {
-                let dv = cold::deletion_vector(&view, self.def.id, f.file_id)?;
-                files.push((f, dv, None));
-            }
-        }
-        Ok((hot, files))
+        let hot = decode_hot(&layout, &view, &self.prefix(), include_deleted)?;
+        Ok((hot, self.live_files(&view, None)?))
     }
 
-    /// Appends the live rows of `files` (from [`KalamTable::read_snapshot`]) to `out`.
+    /// The live cold files of the partition as of `view`, with their deletion vectors, minus
+    /// those `pruning` proves hold no matching row. STREAM tables have none.
+    fn live_files(
+        &self,
+        view: &View<'_>,
+        pruning: Option<&PruningPredicate>,
+    ) -> Result<Vec<ColdFile>> {
+        if self.def.table_type == TableType::Stream {
+            return Ok(Vec::new());
+        }
+        let mut entries = cold::manifest(view, self.def.id, Some(self.partition()))?;
+        if let Some(p) = pruning {
+            let keep = p.prune(&FileStatistics {
+                def: &self.def,
+                files: &entries,
+            })?;
+            let mut keep = keep.into_iter();
+            entries.retain(|_| keep.next().unwrap_or(true));
+        }
+        entries
+            .into_iter()
+            .map(|entry| {
+                let superseded = cold::deletion_vector(view, self.def.id, entry.file_id)?;
+                Ok(ColdFile {
+                    entry,
+                    superseded,
+                    only: None,
+                })
+            })
+            .collect()
+    }
+
+    /// Appends the live rows of `files`, with their keys, to `out`.
     async fn read_cold(
         &self,
         mut out: PartitionRows,
-        files: ColdFiles,
+        files: Vec<ColdFile>,
         columns: &[usize],
         include_deleted: bool,
-        limit: Option<usize>,
     ) -> Result<PartitionRows> {
-        let prefix = self.prefix();
-        for (f, dv, only) in files {
-            if limit.is_some_and(|n| out.keys.len() >= n) {
-                break;
+        let columns: Arc<[usize]> = columns.into();
+        for f in files {
+            let mut rows = self
+                .clone()
+                .open_cold(f, columns.clone(), include_deleted, true)
+                .await?;
+            while let Some((batch, keys)) = rows.try_next().await? {
+                out.batches.push(batch);
+                out.keys.extend(keys);
             }
-            let bytes = self.core.cold.read(&f.path).await?;
-            let rows = RowSelection {
-                superseded: &dv,
-                only: only.as_deref(),
-            };
-            self.decode_cold(bytes, rows, columns, include_deleted, &prefix, &mut out)?;
         }
         Ok(out)
     }
 
-    /// Appends the live rows of one cold file to `out`.
-    fn decode_cold(
-        &self,
-        bytes: bytes::Bytes,
-        rows: RowSelection<'_>,
-        columns: &[usize],
+    /// Opens one cold file: its live rows (minus the deletion vector, minus tombstones unless
+    /// `include_deleted`) as batches with `columns`, and their full keys when `with_keys`.
+    async fn open_cold(
+        self,
+        file: ColdFile,
+        columns: Arc<[usize]>,
         include_deleted: bool,
-        prefix: &[u8],
-        out: &mut PartitionRows,
-    ) -> Result<()> {
-        let full = self.def.arrow_schema(true);
+        with_keys: bool,
+    ) -> Result<BoxStream<'static, Result<KeyedBatch>>> {
         let mut names: Vec<String> = columns
             .iter()
             .map(|&i| match self.def.columns.get(i) {
@@ -230,7 +334,17 @@ impl KalamTable {
             cold::KEY_COLUMN.to_string(),
         ]);
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let (batches, pos) = cold::decode(bytes, &refs, rows.only)?;
+        let (batches, pos) = self
+            .core
+            .cold
+            .open(
+                &file.entry.path,
+                file.entry.bytes,
+                &refs,
+                file.only.as_deref(),
+                BATCH_ROWS,
+            )
+            .await?;
         let n = columns.len();
         let (Some(seq_pos), Some(del_pos), Some(key_pos)) = (
             pos.get(n).copied().flatten(),
@@ -239,63 +353,91 @@ impl KalamTable {
         ) else {
             return Err(Error::Internal("cold file lacks system columns".into()));
         };
-        let schema = Arc::new(full.project(columns)?);
-        // Rows decoded so far; `RowSelection::number` maps them to row numbers in the file.
+        let read = ColdRead {
+            schema: Arc::new(self.def.arrow_schema(true).project(&columns)?),
+            columns,
+            include_deleted,
+            pos,
+            seq_pos,
+            del_pos,
+            key_pos,
+            prefix: with_keys.then(|| self.prefix()),
+        };
+        // Rows decoded so far; `ColdFile::number` maps them to row numbers in the file.
         let mut file_row = 0u64;
-        for b in batches {
-            let n_rows = b.num_rows();
-            let seq = b.column(seq_pos).as_primitive::<Int64Type>().clone();
-            let del = b.column(del_pos).as_boolean().clone();
-            let keys_col = b.column(key_pos).as_binary::<i32>().clone();
-            let mask: BooleanArray = (file_row..)
-                .zip(0..n_rows)
-                .map(|(decoded, i)| {
-                    let number = rows.number(decoded);
-                    Some(rows.keeps(number) && (include_deleted || !del.value(i)))
-                })
-                .collect();
-            file_row = file_row.saturating_add(n_rows as u64);
-            let kept = mask.true_count();
-            if kept == 0 {
-                continue;
-            }
-            let mut arrays = Vec::with_capacity(n);
-            for (j, &i) in columns.iter().enumerate() {
-                let a: ArrayRef = if let Some(c) = self.def.columns.get(i) {
-                    let dt = c.sql_type.arrow_type();
-                    match pos.get(j).copied().flatten() {
-                        Some(p) => cast(b.column(p), &dt)?,
-                        None => match c
-                            .default
-                            .as_ref()
-                            .map(|d| d.literal_scalar(&dt))
-                            .transpose()?
-                        {
-                            Some(Some(s)) => s.to_array_of_size(n_rows)?,
-                            _ => new_null_array(&dt, n_rows),
-                        },
-                    }
-                } else {
-                    match full.field(i).name().as_str() {
-                        SEQ => Arc::new(seq.clone()),
-                        UPDATED => Arc::new(TimestampMillisecondArray::from_iter_values(
-                            seq.values()
-                                .iter()
-                                .map(|s| crate::ids::seq_millis(crate::ids::from_i64(*s))),
-                        )),
-                        _ => Arc::new(del.clone()),
-                    }
-                };
-                arrays.push(filter(&a, &mask)?);
-            }
-            out.batches.push(batch_of(&schema, arrays, kept)?);
+        let live = batches.map(move |b| {
+            let b = b?;
+            let first = file_row;
+            file_row = file_row.saturating_add(b.num_rows() as u64);
+            self.live_rows(&b, first, &file, &read)
+        });
+        Ok(Box::pin(
+            live.try_filter_map(|kept| async move { Ok(kept) }),
+        ))
+    }
+
+    /// The rows of one decoded cold batch that are live, as a batch of `read.schema`: `first`
+    /// is the number of rows the file decoded before this batch. None when no row is kept.
+    fn live_rows(
+        &self,
+        b: &RecordBatch,
+        first: u64,
+        file: &ColdFile,
+        read: &ColdRead,
+    ) -> Result<Option<KeyedBatch>> {
+        let n_rows = b.num_rows();
+        let seq = b.column(read.seq_pos).as_primitive::<Int64Type>().clone();
+        let del = b.column(read.del_pos).as_boolean().clone();
+        let mask: BooleanArray = (first..)
+            .zip(0..n_rows)
+            .map(|(row, i)| {
+                Some(file.keeps(file.number(row)) && (read.include_deleted || !del.value(i)))
+            })
+            .collect();
+        let kept = mask.true_count();
+        if kept == 0 {
+            return Ok(None);
+        }
+        let full = self.def.arrow_schema(true);
+        let mut arrays = Vec::with_capacity(read.columns.len());
+        for (j, &i) in read.columns.iter().enumerate() {
+            let a: ArrayRef = if let Some(c) = self.def.columns.get(i) {
+                let dt = c.sql_type.arrow_type();
+                match read.pos.get(j).copied().flatten() {
+                    Some(p) => cast(b.column(p), &dt)?,
+                    None => match c
+                        .default
+                        .as_ref()
+                        .map(|d| d.literal_scalar(&dt))
+                        .transpose()?
+                    {
+                        Some(Some(s)) => s.to_array_of_size(n_rows)?,
+                        _ => new_null_array(&dt, n_rows),
+                    },
+                }
+            } else {
+                match full.field(i).name().as_str() {
+                    SEQ => Arc::new(seq.clone()),
+                    UPDATED => Arc::new(TimestampMillisecondArray::from_iter_values(
+                        seq.values()
+                            .iter()
+                            .map(|s| crate::ids::seq_millis(crate::ids::from_i64(*s))),
+                    )),
+                    _ => Arc::new(del.clone()),
+                }
+            };
+            arrays.push(filter(&a, &mask)?);
+        }
+        let mut keys = Vec::new();
+        if let Some(prefix) = &read.prefix {
+            let keys_col = b.column(read.key_pos).as_binary::<i32>();
             for i in (0..n_rows).filter(|&i| mask.value(i)) {
-                let mut k = prefix.to_vec();
+                let mut k = prefix.clone();
                 k.extend_from_slice(keys_col.value(i));
-                out.keys.push(k.into());
+                keys.push(k.into());
             }
         }
-        Ok(())
+        Ok(Some((batch_of(&read.schema, arrays, kept)?, keys)))
     }
 
     /// A predicate over file statistics built from the scan's pushed-down filters (None when
@@ -319,6 +461,50 @@ impl KalamTable {
             .with_file_schema(full)
             .build(expr)
     }
+}
+
+/// What a read of one cold file produces, and where the columns of its decoded batches are.
+struct ColdRead {
+    /// The output schema: the `columns` of the full user+system schema.
+    schema: SchemaRef,
+    /// The output columns (indices into the full user+system schema).
+    columns: Arc<[usize]>,
+    /// Keep tombstones.
+    include_deleted: bool,
+    /// Per requested column, its index in the decoded batches (None: not in the file).
+    pos: Vec<Option<usize>>,
+    seq_pos: usize,
+    del_pos: usize,
+    key_pos: usize,
+    /// The partition's key prefix, when the reader wants full row keys.
+    prefix: Option<Vec<u8>>,
+}
+
+/// `rows` cut off after `limit` rows: the last batch is sliced, and `rows` is dropped (which
+/// stops whatever feeds it) once the limit is reached.
+fn take_rows(
+    rows: impl futures::Stream<Item = Result<RecordBatch>> + Send + 'static,
+    limit: usize,
+) -> BoxStream<'static, Result<RecordBatch>> {
+    let rows: BoxStream<'static, Result<RecordBatch>> = Box::pin(rows);
+    Box::pin(futures::stream::unfold(
+        (Some(rows), limit),
+        |(rows, left)| async move {
+            let mut rows = rows.filter(|_| left > 0)?;
+            match rows.next().await? {
+                Ok(b) => {
+                    let b = if b.num_rows() > left {
+                        b.slice(0, left)
+                    } else {
+                        b
+                    };
+                    let left = left.saturating_sub(b.num_rows());
+                    Some((Ok(b), (Some(rows), left)))
+                }
+                Err(e) => Some((Err(e), (None, 0))),
+            }
+        },
+    ))
 }
 
 /// Per-file min/max for [`PruningPredicate`]: `_seq` from the manifest's seq range, user

@@ -446,7 +446,7 @@ impl KalamTable {
         let all: Vec<usize> = (0..self.def.arrow_schema(true).fields().len()).collect();
         let rows = match keys {
             Some(keys) => self.read_keys(&all, keys, false).await?,
-            None => self.read(&all, false, None, None).await?,
+            None => self.read(&all, false).await?,
         };
         Ok((guard, rows))
     }
