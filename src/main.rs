@@ -159,6 +159,10 @@ async fn run_line(client: &Client, line: &str) -> kalamdb::Result<()> {
     Ok(())
 }
 
+/// mimalloc instead of the system allocator (see Cargo.toml).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()

@@ -161,9 +161,7 @@ pub(super) async fn subscribe(
             "a live query is SELECT columns FROM ns.table [WHERE …]".into(),
         ));
     }
-    let planned = bridge
-        .plan_subscription(statement, &toks, session, &limits)
-        .await?;
+    let planned = bridge.plan_subscription(statement, &toks, session).await?;
     let spec = SubscriptionSpec {
         id: request.id.clone(),
         sql: request.sql.clone(),

@@ -1,8 +1,9 @@
 //! The DataFusion bridge: runs a statement KalamDB does not parse itself. [`Bridge`] holds the
 //! session template built once per engine (functions, the analyzer and optimizer rules of this
-//! module's siblings, the shared runtime environment); each statement gets a `SessionContext`
-//! whose `kalam` catalog ([`super::catalog`]) is bound to the statement's session, its own
-//! memory pool, and the statement's [`StatementControl`]. The statement is parsed, checked by
+//! module's siblings, the shared runtime environment); each statement plans with a clone of
+//! it (nothing rebuilt) whose `kalam` catalog ([`super::catalog`]) is bound to the statement's
+//! session and which carries the statement's [`StatementControl`], and executes in a task
+//! context with a memory pool of its own. The statement is parsed, checked by
 //! [`guard`], rewritten (exact big-integer literals, `INSERT … DEFAULT`), planned, and run:
 //! reads and INSERT through DataFusion with results streamed under the result-size limits,
 //! UPDATE and DELETE through [`dml`] with their exact predicate.
@@ -16,13 +17,15 @@ use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::UInt64Type;
 use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
 use datafusion::common::ParamValues;
+use datafusion::execution::TaskContext;
 use datafusion::execution::context::SessionState;
 use datafusion::execution::disk_manager::{DiskManager, DiskManagerMode};
 use datafusion::execution::memory_pool::GreedyMemoryPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::{FunctionRegistry, SessionStateBuilder};
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::physical_plan::execute_stream;
+use datafusion::prelude::SessionConfig;
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast;
@@ -92,15 +95,15 @@ impl Bridge {
         })
     }
 
-    /// A `SessionContext` for one statement, with the `kalam` catalog bound to `session`, a
-    /// memory pool of `limits.statement_memory_bytes`, and `control` for the write path.
-    pub(super) fn context(
+    /// The session state one statement plans with: a clone of the template (no rebuild: the
+    /// template's functions and rules are reused as they are) with the `kalam` catalog bound
+    /// to `session`, its default schema, its `current_user()`, and `control` for the write path.
+    pub(super) fn state(
         &self,
         session: &Session,
         with_system_columns: bool,
-        limits: &Limits,
         control: Arc<StatementControl>,
-    ) -> Result<SessionContext> {
+    ) -> Result<SessionState> {
         let catalogs: Arc<dyn CatalogProviderList> = Arc::new(MemoryCatalogProviderList::new());
         catalogs.register_catalog(
             CATALOG_NAME.to_string(),
@@ -110,18 +113,8 @@ impl Bridge {
                 with_system_columns,
             )),
         );
-        let pool_bytes = usize::try_from(limits.statement_memory_bytes).unwrap_or(usize::MAX);
-        let base = &self.base_runtime_env;
-        let runtime_env = Arc::new(RuntimeEnv {
-            memory_pool: Arc::new(GreedyMemoryPool::new(pool_bytes)),
-            disk_manager: base.disk_manager.clone(),
-            cache_manager: base.cache_manager.clone(),
-            object_store_registry: base.object_store_registry.clone(),
-        });
-        let mut state = SessionStateBuilder::new_from_existing(self.base_state.clone())
-            .with_catalog_list(catalogs)
-            .with_runtime_env(runtime_env)
-            .build();
+        let mut state = self.base_state.clone();
+        state.register_catalog_list(catalogs);
         let config = state.config_mut();
         config.options_mut().catalog.default_schema = session
             .namespace
@@ -131,7 +124,24 @@ impl Bridge {
         state.register_udf(Arc::new(crate::functions::current_user_udf(
             &session.user_id,
         )))?;
-        Ok(SessionContext::new_with_state(state))
+        // The statement's start time: `now()` and friends are folded to it while planning.
+        state.mark_start_execution();
+        Ok(state)
+    }
+
+    /// The task context one statement executes in: `state`'s functions and configuration,
+    /// and a memory pool of its own of `limits.statement_memory_bytes` over the engine's
+    /// shared disk manager, caches and object stores.
+    fn task_context(&self, state: &SessionState, limits: &Limits) -> Arc<TaskContext> {
+        let pool_bytes = usize::try_from(limits.statement_memory_bytes).unwrap_or(usize::MAX);
+        let base = &self.base_runtime_env;
+        let runtime_env = Arc::new(RuntimeEnv {
+            memory_pool: Arc::new(GreedyMemoryPool::new(pool_bytes)),
+            disk_manager: base.disk_manager.clone(),
+            cache_manager: base.cache_manager.clone(),
+            object_store_registry: base.object_store_registry.clone(),
+        });
+        Arc::new(TaskContext::from(state).with_runtime(runtime_env))
     }
 
     /// Plans a statement KalamDB does not parse itself with DataFusion, checks what it does
@@ -150,14 +160,8 @@ impl Bridge {
         limits: &Limits,
         control: &Arc<StatementControl>,
     ) -> Result<QueryResult> {
-        let ctx = self.context(
-            session,
-            mentions_system_columns(toks),
-            limits,
-            control.clone(),
-        )?;
+        let state = self.state(session, mentions_system_columns(toks), control.clone())?;
         let sql = &normalize_current_user(sql, toks);
-        let state = ctx.state();
         let mut statement = state.sql_to_statement(sql, &datafusion::config::Dialect::Generic)?;
         guard::check_ast(&statement)?;
         super::checked::exact_integer_literals(&mut statement)?;
@@ -172,9 +176,9 @@ impl Bridge {
         match kind {
             PlanKind::Update | PlanKind::Delete => self.execute_dml(&state, plan, control).await,
             PlanKind::Query | PlanKind::Insert => {
-                let df = ctx.execute_logical_plan(plan).await?;
-                let schema = Arc::new(df.schema().as_arrow().clone());
-                let stream = df.execute_stream().await?;
+                let schema = Arc::new(plan.schema().as_arrow().clone());
+                let physical = state.create_physical_plan(&plan).await?;
+                let stream = execute_stream(physical, self.task_context(&state, limits))?;
                 let (batches, row_count) = collect_limited(stream, limits).await?;
                 if kind == PlanKind::Query {
                     Ok(QueryResult {

@@ -24,7 +24,6 @@ use datafusion::sql::sqlparser::ast;
 
 use super::bridge::{Bridge, mentions_system_columns, normalize_current_user};
 use super::{dml, guard};
-use crate::config::Limits;
 use crate::control::StatementControl;
 use crate::error::{Error, Result};
 use crate::session::Session;
@@ -75,16 +74,13 @@ impl Bridge {
         sql: &str,
         toks: &[Tok],
         session: &Session,
-        limits: &Limits,
     ) -> Result<PlannedSubscription> {
-        let ctx = self.context(
+        let state = self.state(
             session,
             mentions_system_columns(toks),
-            limits,
             Arc::new(StatementControl::default()),
         )?;
         let sql = &normalize_current_user(sql, toks);
-        let state = ctx.state();
         let statement = state.sql_to_statement(sql, &datafusion::config::Dialect::Generic)?;
         let is_query = matches!(&statement, DfStatement::Statement(s) if matches!(s.as_ref(), ast::Statement::Query(_)));
         if !is_query {

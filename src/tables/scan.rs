@@ -72,9 +72,10 @@ enum HotPart {
     Batch(RecordBatch),
 }
 
-/// Hot batches a streaming scan keeps in flight between the RocksDB iterator and the plan.
-const HOT_BATCHES_IN_FLIGHT: usize = 2;
-/// Cold files a streaming scan opens ahead of the one it is reading.
+/// Batches a streaming scan keeps in flight between each producer (the RocksDB walk, one cold
+/// file's decoder) and the plan.
+const BATCHES_IN_FLIGHT: usize = 2;
+/// Cold files a streaming scan decodes ahead of the one it is handing on.
 const COLD_FILES_AHEAD: usize = 2;
 
 impl KalamTable {
@@ -108,7 +109,7 @@ impl KalamTable {
     ) -> BoxStream<'static, Result<RecordBatch>> {
         let table = self.clone();
         let rows = async move {
-            let (tx, mut rx) = tokio::sync::mpsc::channel(HOT_BATCHES_IN_FLIGHT);
+            let (tx, mut rx) = tokio::sync::mpsc::channel(BATCHES_IN_FLIGHT);
             let producer = table.clone();
             let hot_columns = columns.clone();
             tokio::task::spawn_blocking(move || {
@@ -131,13 +132,13 @@ impl KalamTable {
             });
             let cold = futures::stream::iter(files)
                 .map(move |f| {
-                    table
+                    let reader = table
                         .clone()
-                        .open_cold(f, columns.clone(), include_deleted, false)
+                        .read_ahead(f, columns.clone(), include_deleted);
+                    futures::future::ready(reader)
                 })
                 .buffered(COLD_FILES_AHEAD)
-                .try_flatten()
-                .map_ok(|(b, _)| b);
+                .flatten();
             Ok(futures::stream::select(hot, cold))
         };
         let rows = futures::stream::once(rows).try_flatten();
@@ -145,6 +146,34 @@ impl KalamTable {
             Some(n) => take_rows(rows, n),
             None => Box::pin(rows),
         }
+    }
+
+    /// One cold file's live rows, decoded by a task of its own (so files decode in parallel
+    /// with each other and with the hot walk) into a channel of [`BATCHES_IN_FLIGHT`]
+    /// batches; dropping the returned stream ends the task at its next batch.
+    fn read_ahead(
+        self,
+        file: ColdFile,
+        columns: Arc<[usize]>,
+        include_deleted: bool,
+    ) -> BoxStream<'static, Result<RecordBatch>> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(BATCHES_IN_FLIGHT);
+        tokio::spawn(async move {
+            match self.open_cold(file, columns, include_deleted, false).await {
+                Ok(mut rows) => {
+                    while let Some(row) = rows.next().await {
+                        if tx.send(row.map(|(b, _)| b)).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                Err(e) => {
+                    // The reader may be gone already; then nobody needs the error.
+                    let _ = tx.send(Err(e)).await;
+                }
+            }
+        });
+        Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
     }
 
     /// The snapshot side of [`KalamTable::stream`], on a blocking thread: sends the live cold
@@ -321,6 +350,12 @@ impl KalamTable {
         include_deleted: bool,
         with_keys: bool,
     ) -> Result<BoxStream<'static, Result<KeyedBatch>>> {
+        let full = self.def.arrow_schema(true);
+        let projects = |name: &str| columns.iter().any(|&i| full.field(i).name() == name);
+        // System columns are read only when needed: `_seq` when projected (or `_updated`),
+        // `_deleted` when projected or to drop the file's tombstones, `_key` for row keys.
+        let seq = projects(SEQ) || projects(UPDATED);
+        let deleted = projects(DELETED) || (!include_deleted && file.entry.tombstones > 0);
         let mut names: Vec<String> = columns
             .iter()
             .map(|&i| match self.def.columns.get(i) {
@@ -329,9 +364,9 @@ impl KalamTable {
             })
             .collect();
         names.extend([
-            SEQ.to_string(),
-            DELETED.to_string(),
-            cold::KEY_COLUMN.to_string(),
+            if seq { SEQ } else { "" }.to_string(),
+            if deleted { DELETED } else { "" }.to_string(),
+            if with_keys { cold::KEY_COLUMN } else { "" }.to_string(),
         ]);
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let (batches, pos) = self
@@ -346,15 +381,18 @@ impl KalamTable {
             )
             .await?;
         let n = columns.len();
-        let (Some(seq_pos), Some(del_pos), Some(key_pos)) = (
-            pos.get(n).copied().flatten(),
-            pos.get(n.saturating_add(1)).copied().flatten(),
-            pos.get(n.saturating_add(2)).copied().flatten(),
-        ) else {
-            return Err(Error::Internal("cold file lacks system columns".into()));
+        let system = |k: usize, wanted: bool| -> Result<Option<usize>> {
+            match pos.get(n.saturating_add(k)).copied().flatten() {
+                Some(p) => Ok(Some(p)),
+                None if wanted => Err(Error::Internal("cold file lacks system columns".into())),
+                None => Ok(None),
+            }
         };
+        let (seq_pos, del_pos, key_pos) =
+            (system(0, seq)?, system(1, deleted)?, system(2, with_keys)?);
         let read = ColdRead {
-            schema: Arc::new(self.def.arrow_schema(true).project(&columns)?),
+            schema: Arc::new(full.project(&columns)?),
+            full,
             columns,
             include_deleted,
             pos,
@@ -386,19 +424,28 @@ impl KalamTable {
         read: &ColdRead,
     ) -> Result<Option<KeyedBatch>> {
         let n_rows = b.num_rows();
-        let seq = b.column(read.seq_pos).as_primitive::<Int64Type>().clone();
-        let del = b.column(read.del_pos).as_boolean().clone();
-        let mask: BooleanArray = (first..)
-            .zip(0..n_rows)
-            .map(|(row, i)| {
-                Some(file.keeps(file.number(row)) && (read.include_deleted || !del.value(i)))
-            })
-            .collect();
-        let kept = mask.true_count();
+        let seq = read
+            .seq_pos
+            .map(|p| b.column(p).as_primitive::<Int64Type>().clone());
+        let del = read.del_pos.map(|p| b.column(p).as_boolean().clone());
+        // Rows to drop: superseded ones, and tombstones unless wanted; None keeps every row.
+        let drop_tombstones = del.as_ref().filter(|_| !read.include_deleted);
+        let mask: Option<BooleanArray> = (!file.superseded.is_empty() || drop_tombstones.is_some())
+            .then(|| {
+                (first..)
+                    .zip(0..n_rows)
+                    .map(|(row, i)| {
+                        Some(
+                            file.keeps(file.number(row))
+                                && drop_tombstones.is_none_or(|d| !d.value(i)),
+                        )
+                    })
+                    .collect()
+            });
+        let kept = mask.as_ref().map_or(n_rows, BooleanArray::true_count);
         if kept == 0 {
             return Ok(None);
         }
-        let full = self.def.arrow_schema(true);
         let mut arrays = Vec::with_capacity(read.columns.len());
         for (j, &i) in read.columns.iter().enumerate() {
             let a: ArrayRef = if let Some(c) = self.def.columns.get(i) {
@@ -416,22 +463,28 @@ impl KalamTable {
                     },
                 }
             } else {
-                match full.field(i).name().as_str() {
-                    SEQ => Arc::new(seq.clone()),
+                let missing = || Error::Internal("cold read lacks a system column".into());
+                match read.full.field(i).name().as_str() {
+                    SEQ => Arc::new(seq.clone().ok_or_else(missing)?),
                     UPDATED => Arc::new(TimestampMillisecondArray::from_iter_values(
-                        seq.values()
+                        seq.as_ref()
+                            .ok_or_else(missing)?
+                            .values()
                             .iter()
                             .map(|s| crate::ids::seq_millis(crate::ids::from_i64(*s))),
                     )),
-                    _ => Arc::new(del.clone()),
+                    _ => Arc::new(del.clone().ok_or_else(missing)?),
                 }
             };
-            arrays.push(filter(&a, &mask)?);
+            arrays.push(match &mask {
+                Some(m) => filter(&a, m)?,
+                None => a,
+            });
         }
         let mut keys = Vec::new();
-        if let Some(prefix) = &read.prefix {
-            let keys_col = b.column(read.key_pos).as_binary::<i32>();
-            for i in (0..n_rows).filter(|&i| mask.value(i)) {
+        if let (Some(prefix), Some(key_pos)) = (&read.prefix, read.key_pos) {
+            let keys_col = b.column(key_pos).as_binary::<i32>();
+            for i in (0..n_rows).filter(|&i| mask.as_ref().is_none_or(|m| m.value(i))) {
                 let mut k = prefix.clone();
                 k.extend_from_slice(keys_col.value(i));
                 keys.push(k.into());
@@ -465,7 +518,9 @@ impl KalamTable {
 
 /// What a read of one cold file produces, and where the columns of its decoded batches are.
 struct ColdRead {
-    /// The output schema: the `columns` of the full user+system schema.
+    /// The table's full user+system schema.
+    full: SchemaRef,
+    /// The output schema: the `columns` of `full`.
     schema: SchemaRef,
     /// The output columns (indices into the full user+system schema).
     columns: Arc<[usize]>,
@@ -473,9 +528,10 @@ struct ColdRead {
     include_deleted: bool,
     /// Per requested column, its index in the decoded batches (None: not in the file).
     pos: Vec<Option<usize>>,
-    seq_pos: usize,
-    del_pos: usize,
-    key_pos: usize,
+    /// `_seq`, `_deleted` and `_key` in the decoded batches, when read.
+    seq_pos: Option<usize>,
+    del_pos: Option<usize>,
+    key_pos: Option<usize>,
     /// The partition's key prefix, when the reader wants full row keys.
     prefix: Option<Vec<u8>>,
 }

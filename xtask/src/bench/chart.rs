@@ -1,5 +1,5 @@
 //! The SVG chart of `cargo xtask bench`: one horizontal bar per figure that has a baseline,
-//! its length the ratio to that baseline (1 = as fast as the baseline; the dashed line).
+//! its length the ratio to that baseline on a log axis (1 = as fast as the baseline: the line).
 
 use std::path::Path;
 
@@ -18,7 +18,14 @@ pub fn draw(path: &Path, figures: &[Figure]) -> Result<(), String> {
     let root = SVGBackend::new(path, (1100, height)).into_drawing_area();
     let err = |e: DrawingAreaErrorKind<_>| e.to_string();
     root.fill(&WHITE).map_err(err)?;
-    let max = bars.iter().map(|(_, r)| *r).fold(1.0f64, f64::max) * 1.15;
+    // Ratios span 0.5x to several hundred x: a log axis keeps every bar readable.
+    let max = bars.iter().map(|(_, r)| *r).fold(1.0f64, f64::max) * 1.5;
+    let min = bars
+        .iter()
+        .map(|(_, r)| *r)
+        .fold(1.0f64, f64::min)
+        .max(0.01)
+        / 1.5;
     let mut chart = ChartBuilder::on(&root)
         .caption(
             "KalamDB cost / baseline cost (1 = the baseline)",
@@ -27,7 +34,7 @@ pub fn draw(path: &Path, figures: &[Figure]) -> Result<(), String> {
         .margin(16)
         .x_label_area_size(36)
         .y_label_area_size(460)
-        .build_cartesian_2d(0.0..max, (0..bars.len()).into_segmented())
+        .build_cartesian_2d((min..max).log_scale(), (0..bars.len()).into_segmented())
         .map_err(err)?;
     let names: Vec<String> = bars.iter().map(|(n, _)| (*n).to_string()).collect();
     chart
@@ -38,7 +45,7 @@ pub fn draw(path: &Path, figures: &[Figure]) -> Result<(), String> {
             SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
             _ => String::new(),
         })
-        .x_desc("ratio")
+        .x_desc("ratio (log scale)")
         .draw()
         .map_err(err)?;
     chart

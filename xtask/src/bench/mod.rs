@@ -139,6 +139,14 @@ fn command_output(program: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
+/// The checked-out commit, with `-dirty` when the work tree has uncommitted changes.
+fn commit(root: &Path) -> String {
+    let root = root.to_string_lossy();
+    let head = command_output("git", &["-C", &root, "rev-parse", "HEAD"]);
+    let dirty = !command_output("git", &["-C", &root, "status", "--porcelain"]).is_empty();
+    if dirty { format!("{head}-dirty") } else { head }
+}
+
 /// Runs the bench; false when it could not (the error is printed).
 pub async fn run(root: &Path, target: &Path, binary: &Path, options: Options) -> bool {
     let out_dir = target.join("bench");
@@ -147,10 +155,7 @@ pub async fn run(root: &Path, target: &Path, binary: &Path, options: Options) ->
             print_table(&figures);
             let report = Report {
                 date: command_output("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),
-                commit: command_output(
-                    "git",
-                    &["-C", &root.to_string_lossy(), "rev-parse", "HEAD"],
-                ),
+                commit: commit(root),
                 machine: machine(),
                 quick: options.quick,
                 figures,
