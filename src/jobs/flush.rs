@@ -252,6 +252,18 @@ pub async fn flush_table(
         stats.bytes = stats.bytes.saturating_add(bytes);
         start = end;
     }
+    // The flushed rows' hot versions were deleted one by one: until RocksDB compacts them,
+    // every scan of the partition steps over each delete (20 ms per 200K flushed rows).
+    if stats.files > 0 {
+        let (from, to) = match only {
+            Some(p) => keys::partition_range(def.id, p),
+            None => keys::table_range(def.id),
+        };
+        let core = core.clone();
+        tokio::task::spawn_blocking(move || core.store.compact_range(CF_ROWS, &from, &to))
+            .await
+            .map_err(|e| Error::Internal(format!("compaction task failed: {e}")))??;
+    }
     Ok(stats)
 }
 

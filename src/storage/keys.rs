@@ -20,6 +20,17 @@ pub fn partition_prefix(table_id: u64, partition: &str) -> Vec<u8> {
     k
 }
 
+/// `[prefix, end)` of one partition: every row key under `partition_prefix(table_id,
+/// partition)` (the end replaces the trailing `0x00` separator by `0x01`).
+pub fn partition_range(table_id: u64, partition: &str) -> (Vec<u8>, Vec<u8>) {
+    let start = partition_prefix(table_id, partition);
+    let mut end = start.clone();
+    if let Some(last) = end.last_mut() {
+        *last = 1;
+    }
+    (start, end)
+}
+
 /// `[table_id, table_id + 1)` as byte keys: every row of the table.
 pub fn table_range(table_id: u64) -> (Vec<u8>, Vec<u8>) {
     (

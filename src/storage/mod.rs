@@ -198,6 +198,17 @@ impl Store {
         }
     }
 
+    /// Compacts the keys of `cf` in `[from, to)` (RocksDB's `CompactRange`, memtable first):
+    /// the deletes of rows a flush moved to the cold tier are dropped, so later scans of the
+    /// range no longer step over them one by one. Blocks for the compaction.
+    ///
+    /// # Errors
+    /// [`Error::Internal`] for an unknown column family.
+    pub fn compact_range(&self, cf: &str, from: &[u8], to: &[u8]) -> Result<()> {
+        self.db.compact_range_cf(self.cf(cf)?, Some(from), Some(to));
+        Ok(())
+    }
+
     /// Flushes the WAL to disk (graceful shutdown).
     pub fn flush_wal(&self) -> Result<()> {
         self.db.flush_wal(true)?;
