@@ -66,11 +66,9 @@ impl ColdFile {
 /// A batch and, when the reader asked for them, its rows' full keys.
 type KeyedBatch = (RecordBatch, Vec<Box<[u8]>>);
 
-/// What the snapshot side of a streaming scan sends: first the cold files, then hot batches.
-enum HotPart {
-    Files(Vec<ColdFile>),
-    Batch(RecordBatch),
-}
+/// A producer's side of a streaming scan: batches, then `Ok(None)` once it is done (or its
+/// error), so a producer that stops without saying so is an error, never a silent short read.
+type Batches = tokio::sync::mpsc::Sender<Result<Option<RecordBatch>>>;
 
 /// Batches a streaming scan keeps in flight between each producer (the RocksDB walk, one cold
 /// file's decoder) and the plan.
@@ -109,27 +107,26 @@ impl KalamTable {
     ) -> BoxStream<'static, Result<RecordBatch>> {
         let table = self.clone();
         let rows = async move {
-            let (tx, mut rx) = tokio::sync::mpsc::channel(BATCHES_IN_FLIGHT);
+            let (files_tx, files_rx) = tokio::sync::oneshot::channel();
+            let (tx, rx) = tokio::sync::mpsc::channel(BATCHES_IN_FLIGHT);
             let producer = table.clone();
             let hot_columns = columns.clone();
             tokio::task::spawn_blocking(move || {
-                let sent =
-                    producer.send_snapshot(&tx, &hot_columns, include_deleted, pruning, limit);
-                if let Err(e) = sent {
-                    // The reader may be gone already; then nobody needs the error.
-                    let _ = tx.blocking_send(Err(e));
-                }
+                let sent = producer.send_snapshot(
+                    files_tx,
+                    &tx,
+                    &hot_columns,
+                    include_deleted,
+                    pruning,
+                    limit,
+                );
+                // The reader may be gone already; then nobody needs the outcome.
+                let _ = tx.blocking_send(sent.map(|()| None));
             });
-            let files = match rx.recv().await {
-                Some(Ok(HotPart::Files(files))) => files,
-                Some(Err(e)) => return Err(e),
-                _ => return Err(Error::Internal("hot scan ended early".into())),
-            };
-            let hot = futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).map(|part| match part {
-                Ok(HotPart::Batch(b)) => Ok(b),
-                Ok(HotPart::Files(_)) => Err(Error::Internal("hot scan sent files twice".into())),
-                Err(e) => Err(e),
-            });
+            let files = files_rx
+                .await
+                .map_err(|_| Error::Internal("the hot scan stopped unexpectedly".into()))??;
+            let hot = until_done(rx, "the hot scan");
             let cold = futures::stream::iter(files)
                 .map(move |f| {
                     let reader = table
@@ -139,7 +136,7 @@ impl KalamTable {
                 })
                 .buffered(COLD_FILES_AHEAD)
                 .flatten();
-            Ok(futures::stream::select(hot, cold))
+            Ok::<_, Error>(futures::stream::select(hot, cold))
         };
         let rows = futures::stream::once(rows).try_flatten();
         match limit {
@@ -157,38 +154,44 @@ impl KalamTable {
         columns: Arc<[usize]>,
         include_deleted: bool,
     ) -> BoxStream<'static, Result<RecordBatch>> {
-        let (tx, mut rx) = tokio::sync::mpsc::channel(BATCHES_IN_FLIGHT);
+        let (tx, rx) = tokio::sync::mpsc::channel(BATCHES_IN_FLIGHT);
         tokio::spawn(async move {
-            match self.open_cold(file, columns, include_deleted, false).await {
-                Ok(mut rows) => {
-                    while let Some(row) = rows.next().await {
-                        if tx.send(row.map(|(b, _)| b)).await.is_err() {
-                            break;
+            let outcome = match self.open_cold(file, columns, include_deleted, false).await {
+                Ok(mut rows) => loop {
+                    match rows.next().await {
+                        Some(Ok((b, _))) => {
+                            if tx.send(Ok(Some(b))).await.is_err() {
+                                return;
+                            }
                         }
+                        Some(Err(e)) => break Err(e),
+                        None => break Ok(None),
                     }
-                }
-                Err(e) => {
-                    // The reader may be gone already; then nobody needs the error.
-                    let _ = tx.send(Err(e)).await;
-                }
-            }
+                },
+                Err(e) => Err(e),
+            };
+            // The reader may be gone already; then nobody needs the outcome.
+            let _ = tx.send(outcome).await;
         });
-        Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+        until_done(rx, "a cold file's reader")
     }
 
     /// The snapshot side of [`KalamTable::stream`], on a blocking thread: sends the live cold
-    /// files, then the hot batches, until done or the reader is gone.
+    /// files on `files`, then the hot batches on `batches`, until done or the reader is gone.
     fn send_snapshot(
         &self,
-        tx: &tokio::sync::mpsc::Sender<Result<HotPart>>,
+        files: tokio::sync::oneshot::Sender<Result<Vec<ColdFile>>>,
+        batches: &Batches,
         columns: &[usize],
         include_deleted: bool,
         pruning: Option<Arc<PruningPredicate>>,
         limit: Option<usize>,
     ) -> Result<()> {
         let view = self.core.store.view();
-        let files = self.live_files(&view, pruning.as_deref())?;
-        if tx.blocking_send(Ok(HotPart::Files(files))).is_err() {
+        let live = self.live_files(&view, pruning.as_deref());
+        let listed = live.is_ok();
+        // A failed listing is the reader's error; it reads no batch then.
+        if files.send(live).is_err() || !listed {
             return Ok(());
         }
         let layout = self.def.hot_layout(columns, crate::ids::now_millis())?;
@@ -197,10 +200,10 @@ impl KalamTable {
             include_deleted,
             limit,
             with_keys: false,
-            stopped: &|| tx.is_closed(),
+            stopped: &|| batches.is_closed(),
         };
         stream_hot(&layout, &view, &scan, |b, _| {
-            Ok(tx.blocking_send(Ok(HotPart::Batch(b))).is_ok())
+            Ok(batches.blocking_send(Ok(Some(b))).is_ok())
         })
     }
 
@@ -536,6 +539,27 @@ struct ColdRead {
     prefix: Option<Vec<u8>>,
 }
 
+/// The batches a producer sends on the other side of `rx`, until it says it is done; a
+/// producer that ends without saying so (it panicked) ends the stream with an error naming
+/// `what`.
+fn until_done(
+    rx: tokio::sync::mpsc::Receiver<Result<Option<RecordBatch>>>,
+    what: &'static str,
+) -> BoxStream<'static, Result<RecordBatch>> {
+    Box::pin(futures::stream::unfold(Some(rx), move |rx| async move {
+        let mut rx = rx?;
+        match rx.recv().await {
+            Some(Ok(Some(b))) => Some((Ok(b), Some(rx))),
+            Some(Ok(None)) => None,
+            Some(Err(e)) => Some((Err(e), None)),
+            None => Some((
+                Err(Error::Internal(format!("{what} stopped unexpectedly"))),
+                None,
+            )),
+        }
+    }))
+}
+
 /// `rows` cut off after `limit` rows: the last batch is sliced, and `rows` is dropped (which
 /// stops whatever feeds it) once the limit is reached.
 fn take_rows(
@@ -622,5 +646,56 @@ impl PruningStatistics for FileStatistics<'_> {
         _values: &std::collections::HashSet<ScalarValue>,
     ) -> Option<BooleanArray> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Int64Array;
+
+    fn batch() -> RecordBatch {
+        RecordBatch::try_from_iter([("x", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef)])
+            .unwrap()
+    }
+
+    /// A producer that says it is done ends the stream; one that stops without saying so (a
+    /// panic drops its sender) ends it with an error, never with a silently short result.
+    #[tokio::test]
+    async fn producers_must_say_they_are_done() {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tx.send(Ok(Some(batch()))).await.unwrap();
+        tx.send(Ok(None)).await.unwrap();
+        let got: Vec<Result<RecordBatch>> = until_done(rx, "test").collect().await;
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].as_ref().unwrap().num_rows(), 2);
+
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tx.send(Ok(Some(batch()))).await.unwrap();
+        drop(tx);
+        let got: Vec<Result<RecordBatch>> = until_done(rx, "the test producer").collect().await;
+        assert_eq!(got.len(), 2);
+        let err = got[1].as_ref().unwrap_err().to_string();
+        assert!(
+            err.contains("the test producer stopped unexpectedly"),
+            "{err}"
+        );
+    }
+
+    /// `take_rows` slices the batch that crosses the limit and stops reading after it.
+    #[tokio::test]
+    async fn take_rows_cuts_at_the_limit() {
+        let polled = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = polled.clone();
+        let rows = futures::stream::iter(0..100).map(move |_| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(batch())
+        });
+        let got: Vec<RecordBatch> = take_rows(rows, 3).try_collect().await.unwrap();
+        assert_eq!(
+            got.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(),
+            vec![2, 1]
+        );
+        assert_eq!(polled.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 }
