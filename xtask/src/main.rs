@@ -36,6 +36,10 @@ enum Cmd {
         /// Smaller tables and fewer samples (under 3 minutes once the binary is built).
         #[arg(long)]
         quick: bool,
+        /// Also run the small-statement scenarios through pgbench on a throwaway local
+        /// PostgreSQL cluster (needs initdb, pg_ctl, pgbench and a `postgres` system user).
+        #[arg(long)]
+        postgres: bool,
     },
     /// Concurrent writers against the real binary, SIGKILLed at random moments; every
     /// acknowledged write must survive.
@@ -118,7 +122,7 @@ fn build_binary(profile: Profile) -> Option<PathBuf> {
 /// `cargo xtask bench`: the load generator and the raw baselines must not be slowed by a debug
 /// build, so a debug xtask builds the release server and a release xtask, and hands over to
 /// the latter; a release xtask runs the bench.
-async fn bench_release(quick: bool) -> bool {
+async fn bench_release(options: bench::Options) -> bool {
     let Some(server) = build_binary(Profile::Release) else {
         return false;
     };
@@ -128,12 +132,15 @@ async fn bench_release(quick: bool) -> bool {
         }
         let mut release = Command::new(target_dir().join("release").join("xtask"));
         release.arg("bench").current_dir(root());
-        if quick {
+        if options.quick {
             release.arg("--quick");
+        }
+        if options.postgres {
+            release.arg("--postgres");
         }
         return release.status().map(|s| s.success()).unwrap_or(false);
     }
-    bench::run(&root(), &target_dir(), &server, bench::Options { quick }).await
+    bench::run(&root(), &target_dir(), &server, options).await
 }
 
 async fn run_slt(mode: &str, complete: bool, filter: Option<&str>) -> bool {
@@ -220,7 +227,7 @@ async fn main() -> std::process::ExitCode {
             complete,
             filter,
         } => run_slt(&mode, complete, filter.as_deref()).await,
-        Cmd::Bench { quick } => bench_release(quick).await,
+        Cmd::Bench { quick, postgres } => bench_release(bench::Options { quick, postgres }).await,
         Cmd::Torture {
             kills,
             writers,

@@ -8,6 +8,7 @@ mod baselines;
 mod chart;
 mod live;
 mod measure;
+mod postgres;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,6 +22,8 @@ use measure::{Http, Latency, Res, latency, memory_mib, once, throughput};
 pub struct Options {
     /// Smaller tables and fewer samples: under 3 minutes once the binary is built.
     pub quick: bool,
+    /// Also run the small-statement scenarios through `pgbench` on a local PostgreSQL.
+    pub postgres: bool,
 }
 
 /// One measured figure, with its baseline when it has one.
@@ -42,6 +45,8 @@ pub struct Figure {
     pub ratio: Option<f64>,
     /// The target for this figure, as text.
     pub target: Option<&'static str>,
+    /// The same scenario through `pgbench` on a local PostgreSQL (`--postgres`), in `unit`.
+    pub postgres: Option<f64>,
 }
 
 impl Figure {
@@ -55,6 +60,7 @@ impl Figure {
             baseline_value: None,
             ratio: None,
             target: None,
+            postgres: None,
         }
     }
 
@@ -68,6 +74,7 @@ impl Figure {
             baseline_value: None,
             ratio: None,
             target: None,
+            postgres: None,
         }
     }
 
@@ -82,6 +89,16 @@ impl Figure {
         self.baseline_value = Some(baseline);
         self.ratio = Some(ratio);
         self
+    }
+
+    /// How many times PostgreSQL's cost this costs (> 1: slower than PostgreSQL).
+    fn postgres_ratio(&self) -> Option<f64> {
+        let pg = self.postgres?;
+        Some(if self.unit == "ms" {
+            self.value / pg
+        } else {
+            pg / self.value
+        })
     }
 
     fn target(mut self, t: &'static str) -> Figure {
@@ -187,8 +204,8 @@ pub async fn run(root: &Path, target: &Path, binary: &Path, options: Options) ->
 
 fn print_table(figures: &[Figure]) {
     println!(
-        "{:<58} {:>12} {:>9} {:>24} {:>8}  target",
-        "scenario", "value", "p99 ms", "baseline", "ratio"
+        "{:<58} {:>12} {:>9} {:>24} {:>8} {:>18}  target",
+        "scenario", "value", "p99 ms", "baseline", "ratio", "pgbench (ratio)"
     );
     for f in figures {
         let value = format!("{:.3} {}", f.value, f.unit);
@@ -198,13 +215,18 @@ fn print_table(figures: &[Figure]) {
             _ => String::new(),
         };
         let ratio = f.ratio.map(|r| format!("{r:.2}x")).unwrap_or_default();
+        let pg = match (f.postgres, f.postgres_ratio()) {
+            (Some(v), Some(r)) => format!("{v:.3} ({r:.1}x)"),
+            _ => String::new(),
+        };
         println!(
-            "{:<58} {:>12} {:>9} {:>24} {:>8}  {}",
+            "{:<58} {:>12} {:>9} {:>24} {:>8} {:>18}  {}",
             f.scenario,
             value,
             p99,
             baseline,
             ratio,
+            pg,
             f.target.unwrap_or("")
         );
     }
@@ -506,6 +528,24 @@ async fn measure_all(binary: &Path, options: &Options) -> Res<Vec<Figure>> {
             *f = f
                 .clone()
                 .against("raw RocksDB 50-row WriteBatch", raw.put_50_rows_per_sec);
+        }
+    }
+    if options.postgres {
+        println!("bench: the same statements through pgbench on a local PostgreSQL");
+        let pg_dir = tempfile::Builder::new()
+            .prefix("kalamdb-bench-pg")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        let pg = postgres::measure(pg_dir.path(), if quick { 3 } else { 10 })?;
+        for f in &mut figures {
+            f.postgres = match f.scenario.as_str() {
+                "single-row INSERT, 1 client" => Some(pg.insert_1_ms),
+                "single-row INSERT, 10 clients" => Some(pg.insert_10_per_sec),
+                "50-row INSERT, 1 client" => Some(pg.insert_50_rows_per_sec),
+                "PK lookup, 10000 hot rows, 1 client" => Some(pg.pk_1_ms),
+                "PK lookup, 10 clients" => Some(pg.pk_10_per_sec),
+                _ => None,
+            };
         }
     }
     figures.push(Figure::latency("raw RocksDB get (baseline)", raw.get));
