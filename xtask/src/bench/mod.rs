@@ -232,6 +232,22 @@ fn print_table(figures: &[Figure]) {
     }
 }
 
+/// `SELECT 1` through `Engine::execute` in this process (an engine of its own on `dir`): the
+/// statement path with the hop to the query runtime, without HTTP.
+async fn in_process(dir: &Path, samples: usize) -> Res<Latency> {
+    let engine =
+        kalamdb::Engine::open(kalamdb::Config::with_data_dir(dir)).map_err(|e| e.to_string())?;
+    let root = kalamdb::Session::root();
+    let (e, r) = (&engine, &root);
+    latency(samples, |_| async move {
+        e.execute("SELECT 1", r)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    })
+    .await
+}
+
 /// Loads `rows` rows `(id, 'value ' || id)` for ids `first..first + rows` into `table`.
 async fn load(http: &Http, table: &str, first: usize, rows: usize) -> Res<()> {
     let chunk = 50_000usize;
@@ -307,6 +323,11 @@ async fn measure_all(binary: &Path, options: &Options) -> Res<Vec<Figure>> {
         Figure::latency("SELECT 1, 1 client", select1)
             .against("healthcheck", floor.mean_ms)
             .target("<= 2x the HTTP floor"),
+    );
+    let engine = in_process(&dir.path().join("inproc"), samples).await?;
+    figures.push(
+        Figure::latency("SELECT 1 in process (Engine::execute, no HTTP)", engine)
+            .against("SELECT 1 over HTTP", select1.mean_ms),
     );
 
     println!("bench: INSERT");
