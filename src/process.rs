@@ -1,9 +1,10 @@
 //! [`ServerProcess`]: a `kalamdb serve` child process on a free loopback port, for the tools that
-//! test the real binary (the slt `server` and `crash` modes, `cargo xtask torture`).
+//! test the real binary (the slt `server` and `crash` modes, `cargo xtask torture|bench`), and
+//! [`files_under`], how those tools find files (slt files, a data directory's Parquet files).
 //!
 //! May import: the ground floor and `client`. A tool module: nothing in the server imports it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -89,4 +90,28 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Every file under `dir` (recursively) with extension `extension` whose path contains
+/// `contains` (any path when None), sorted. Unreadable directories are skipped.
+pub fn files_under(dir: &Path, extension: &str, contains: Option<&str>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == extension)
+                && contains.is_none_or(|f| p.to_string_lossy().contains(f))
+            {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
 }

@@ -266,25 +266,7 @@ impl AsyncDB for KalamSlt {
 
 /// Every `.slt` file under `dir` whose path contains `filter`, sorted.
 pub fn find_files(dir: &Path, filter: Option<&str>) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "slt")
-                && filter.is_none_or(|f| p.to_string_lossy().contains(f))
-            {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
+    crate::process::files_under(dir, "slt", filter)
 }
 
 /// Runs (or, with `complete`, rewrites) one file in one mode.

@@ -473,13 +473,18 @@ async fn rows_rewritten_during_a_flush_stay_hot_and_win() {
     assert_eq!(stat(&e, "w.t", "cold_rows").await, "2");
 }
 
-/// The `output_rows` of the table scan in `EXPLAIN ANALYZE sql`'s plan.
-async fn scanned_rows(e: &Engine, sql: &str) -> u64 {
-    let plan = rows(e, &format!("EXPLAIN ANALYZE {sql}")).await;
-    let text = plan
+/// The plan text of an `EXPLAIN [ANALYZE] …` statement (its plan rows joined).
+async fn plan_text(e: &Engine, explain: &str) -> String {
+    rows(e, explain)
+        .await
         .iter()
         .map(|r| r[1].as_str().unwrap().to_string())
-        .collect::<String>();
+        .collect()
+}
+
+/// The `output_rows` of the table scan in `EXPLAIN ANALYZE sql`'s plan.
+async fn scanned_rows(e: &Engine, sql: &str) -> u64 {
+    let text = plan_text(e, &format!("EXPLAIN ANALYZE {sql}")).await;
     let line = text
         .lines()
         .find(|l| l.contains("KalamScanExec"))
@@ -554,13 +559,7 @@ async fn key_filters_are_not_checked_twice() {
     .await;
     let plan = |sql: &'static str| {
         let e = &e;
-        async move {
-            rows(e, &format!("EXPLAIN {sql}"))
-                .await
-                .iter()
-                .map(|r| r[1].as_str().unwrap().to_string())
-                .collect::<String>()
-        }
+        async move { plan_text(e, &format!("EXPLAIN {sql}")).await }
     };
     assert!(
         !plan("SELECT v FROM x.t WHERE id = 2")

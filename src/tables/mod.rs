@@ -174,16 +174,17 @@ pub(crate) fn strip_qualifiers(e: Expr) -> Result<Expr> {
 /// these keys, and every row read under them passes those filters, so reading just them (hot
 /// by key, cold through the primary-key index) loses nothing and those filters are `Exact`.
 fn point_keys(table: &KalamTable, filters: &[&Expr]) -> Result<Option<Vec<Vec<u8>>>> {
-    let mut keys: Option<BTreeSet<Vec<u8>>> = None;
-    for f in filters {
-        if let Some(these) = pk_filter_keys(table, f)? {
-            keys = Some(match keys {
-                Some(k) => k.intersection(&these).cloned().collect(),
-                None => these,
-            });
-        }
-    }
-    Ok(keys.map(|k| k.into_iter().collect()))
+    let per_filter = filters
+        .iter()
+        .map(|f| pk_filter_keys(table, f))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(intersect_keys(per_filter.into_iter().flatten()))
+}
+
+/// The keys in every one of `sets`, sorted; None when there is no set.
+fn intersect_keys(sets: impl Iterator<Item = BTreeSet<Vec<u8>>>) -> Option<Vec<Vec<u8>>> {
+    sets.reduce(|a, b| a.intersection(&b).cloned().collect())
+        .map(|k| k.into_iter().collect())
 }
 
 /// The full row keys one filter pins the primary key to (see [`point_keys`]): `pk = literal`,
@@ -286,16 +287,22 @@ impl TableProvider for KalamTable {
         // A filter was reported `Exact` if it was a key filter when DataFusion asked; the
         // optimizer may have rewritten it since into a form `point_keys` does not read. Such a
         // filter (it names no column but the key) is applied right here, over the key column.
+        // Each filter's keys are computed once, for both uses.
         let pk = self.def.primary_key().map(|c| c.name.clone());
         let mut recheck = Vec::new();
+        let mut key_sets = Vec::new();
         for f in filters {
-            let only_key = f.column_refs().iter().all(|c| Some(&c.name) == pk.as_ref());
-            if only_key && pk_filter_keys(self, f).map_err(df_err)?.is_none() {
-                recheck.push(strip_qualifiers(f.clone()).map_err(df_err)?);
+            match pk_filter_keys(self, f).map_err(df_err)? {
+                Some(keys) => key_sets.push(keys),
+                None if f.column_refs().iter().all(|c| Some(&c.name) == pk.as_ref()) => {
+                    recheck.push(strip_qualifiers(f.clone()).map_err(df_err)?);
+                }
+                None => {}
             }
         }
+        let keys = intersect_keys(key_sets.into_iter());
         let (Some(pk), false) = (pk, recheck.is_empty()) else {
-            return self.plan_read(state, columns, filters, limit).await;
+            return self.plan_read(state, columns, filters, keys, limit).await;
         };
         let pk_index = self.schema.index_of(&pk)?;
         let mut wide = columns.clone();
@@ -303,7 +310,7 @@ impl TableProvider for KalamTable {
             wide.push(pk_index);
         }
         let wide_schema = DFSchema::try_from(self.schema.project(&wide)?)?;
-        let read = self.plan_read(state, wide, filters, None).await?;
+        let read = self.plan_read(state, wide, filters, keys, None).await?;
         let predicate = state.create_physical_expr(
             conjunction(recheck).unwrap_or(Expr::Literal(ScalarValue::Boolean(Some(true)), None)),
             &wide_schema,
@@ -336,20 +343,20 @@ impl TableProvider for KalamTable {
 }
 
 impl KalamTable {
-    /// The plan reading `columns` under the pushed-down `filters`: by key when they pin the
-    /// primary key, else a streaming scan of the partition; `limit` as DataFusion handed it
-    /// down.
+    /// The plan reading `columns` under the pushed-down `filters`: by `keys` when the key
+    /// filters among them pin the primary key (see [`point_keys`]), else a streaming scan of
+    /// the partition; `limit` as DataFusion handed it down.
     async fn plan_read(
         &self,
         state: &dyn DfSession,
         columns: Vec<usize>,
         filters: &[Expr],
+        keys: Option<Vec<Vec<u8>>>,
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let include_deleted = self.with_system && mentions_deleted(filters);
-        let conjuncts: Vec<&Expr> = filters.iter().collect();
         let schema = Arc::new(self.schema.project(&columns)?);
-        if let Some(keys) = point_keys(self, &conjuncts).map_err(df_err)? {
+        if let Some(keys) = keys {
             let rows = self
                 .read_keys(&columns, &keys, include_deleted)
                 .await

@@ -2,7 +2,7 @@
 //! RocksDB (`get` and one-`WriteBatch` writes of the very rows the server stored) and raw
 //! DataFusion over the very Parquet files the server's flushes wrote.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
@@ -72,29 +72,6 @@ pub fn raw_rocksdb(data_dir: &Path, n: usize) -> Res<RawRocks> {
         put_1: Latency::of(samples),
         put_50_rows_per_sec: rows.len() as f64 / started.elapsed().as_secs_f64(),
     })
-}
-
-/// Every `.parquet` file under `dir` whose path contains `part`, sorted.
-pub fn parquet_files(dir: &Path, part: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet")
-                && p.to_string_lossy().contains(part)
-            {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Raw DataFusion (a default `SessionContext`) over the Parquet files in `dir`: the mean time

@@ -618,7 +618,7 @@ async fn cold_queries(http: &Http, data: &Path, runs: usize) -> Res<Vec<Figure>>
             }
         }
     }
-    let files = baselines::parquet_files(data, "cold");
+    let files = kalamdb::process::files_under(data, "parquet", Some("cold"));
     let dir: PathBuf = files
         .first()
         .and_then(|f| f.parent())
