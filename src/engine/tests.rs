@@ -633,3 +633,64 @@ async fn key_only_filters_the_scan_cannot_read_are_applied_by_it() {
     assert_eq!(values(None).await, vec!["b", "c", "d"]);
     assert_eq!(values(Some(2)).await.len(), 2);
 }
+
+/// Hostile input around key reads and streaming scans: NULL and wrong-typed parameters for a
+/// key (no row, or a clear error that changes nothing), a chain of key ORs at and past the
+/// nesting limit, and a statement timeout in the middle of a streaming scan (a clear error,
+/// nothing changed, the next statement fine).
+#[tokio::test(flavor = "multi_thread")]
+async fn key_reads_and_streaming_scans_under_hostile_input() {
+    use serde_json::json;
+    let (_d, e) = open_with(
+        "CREATE NAMESPACE h; CREATE SHARED TABLE h.t (id BIGINT PRIMARY KEY, v TEXT); \
+         INSERT INTO h.t SELECT value, 'v' || value FROM generate_series(1, 20000) AS g(value)",
+    )
+    .await;
+    let root = Session::root();
+    let with = |sql: &'static str, p: serde_json::Value| {
+        let (e, root) = (&e, &root);
+        async move { e.execute_with_params(sql, root, &[p]).await }
+    };
+    let select = "SELECT v FROM h.t WHERE id = $1";
+    assert_eq!(
+        with(select, json!(7)).await.unwrap()[0].json_rows(),
+        vec![vec![json!("v7")]]
+    );
+    assert!(
+        with(select, json!(null)).await.unwrap()[0]
+            .json_rows()
+            .is_empty()
+    );
+    let bad = with(select, json!("seven")).await.unwrap_err();
+    assert!((400..500).contains(&bad.http_status()), "{bad}");
+    let update = "UPDATE h.t SET v = 'x' WHERE id = $1";
+    assert_eq!(with(update, json!(null)).await.unwrap()[0].row_count, 0);
+    let bad = with(update, json!({"id": 7})).await.unwrap_err();
+    assert!((400..500).contains(&bad.http_status()), "{bad}");
+    assert_eq!(
+        rows(&e, "SELECT COUNT(*) FROM h.t WHERE v = 'x'").await,
+        vec![vec![json!(0)]]
+    );
+
+    // `id = 1 OR id = 2 OR …`: a key read while within max_expression_depth, refused past it.
+    let ors = |n: usize| {
+        let terms: Vec<String> = (1..=n).map(|i| format!("id = {i}")).collect();
+        format!("SELECT COUNT(*) FROM h.t WHERE {}", terms.join(" OR "))
+    };
+    assert_eq!(rows(&e, &ors(100)).await, vec![vec![json!(100)]]);
+    let deep = e.execute(&ors(5000), &root).await.unwrap_err();
+    assert_eq!(deep.code(), "LIMIT_EXCEEDED", "{deep}");
+
+    // A timeout while the scan streams: the producers stop with the statement.
+    let slow = "SET statement_timeout = 200; \
+                SELECT COUNT(*) FROM h.t a CROSS JOIN h.t b WHERE a.v < b.v";
+    let timed_out = e.execute(slow, &root).await.unwrap_err();
+    assert!(
+        timed_out.to_string().contains("statement_timeout_ms"),
+        "{timed_out}"
+    );
+    assert_eq!(
+        rows(&e, "SELECT COUNT(*), MIN(id), MAX(id) FROM h.t").await,
+        vec![vec![json!(20000), json!(1), json!(20000)]]
+    );
+}
