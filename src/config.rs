@@ -58,6 +58,13 @@ pub struct Config {
     pub live_queue_messages: usize,
     /// Subscriptions one WebSocket connection may hold at once (default 4096).
     pub max_subscriptions_per_connection: usize,
+    /// Rows one flushed Parquet file holds at most (default 1,048,576; at most 2^32 - 1, the
+    /// row numbers of the primary-key index). A partition with more hot rows flushes into
+    /// several files; a flush keeps one file's row keys in memory.
+    pub flush_file_rows: u64,
+    /// Bytes after which a flushed Parquet file is closed and the next one started (default
+    /// 256 MiB; checked between batches of 8,192 rows, so a file may exceed it by one batch).
+    pub flush_file_bytes: u64,
 }
 
 impl Default for Config {
@@ -81,6 +88,8 @@ impl Default for Config {
             jwt_expiry_secs: 3600,
             live_queue_messages: 1024,
             max_subscriptions_per_connection: 4096,
+            flush_file_rows: 1 << 20,
+            flush_file_bytes: 256 << 20,
         }
     }
 }
@@ -320,12 +329,20 @@ impl Config {
                 "max_subscriptions_per_connection",
                 self.max_subscriptions_per_connection as u64,
             ),
+            ("flush_file_rows", self.flush_file_rows),
+            ("flush_file_bytes", self.flush_file_bytes),
         ] {
             if v == 0 {
                 return Err(Error::InvalidParameter(format!(
                     "config {key} must be at least 1"
                 )));
             }
+        }
+        if self.flush_file_rows > u64::from(u32::MAX) {
+            return Err(Error::InvalidParameter(format!(
+                "config flush_file_rows must be at most {}",
+                u32::MAX
+            )));
         }
         if self.jwt_expiry_secs > MAX_TOKEN_SECS {
             return Err(Error::InvalidParameter(format!(
@@ -402,6 +419,8 @@ impl Config {
                 &mut self.request_body_timeout_secs,
             ),
             ("KALAMDB_JWT_EXPIRY_SECS", &mut self.jwt_expiry_secs),
+            ("KALAMDB_FLUSH_FILE_ROWS", &mut self.flush_file_rows),
+            ("KALAMDB_FLUSH_FILE_BYTES", &mut self.flush_file_bytes),
         ] {
             if let Some(v) = get(key) {
                 *slot = parse(key, &v)?;

@@ -408,6 +408,94 @@ async fn location_templates_place_files_inside_the_storage_base() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn flushes_cut_partitions_into_files_of_bounded_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        flush_file_rows: 1000,
+        ..Config::with_data_dir(dir.path())
+    };
+    let e = Engine::open(config).unwrap();
+    let values: Vec<String> = (1..=2500).map(|i| format!("({i}, 'v{i}')")).collect();
+    let setup = format!(
+        "CREATE USER 'u1' WITH PASSWORD 'x'; CREATE USER 'u2' WITH PASSWORD 'x'; \
+         CREATE NAMESPACE f; CREATE USER TABLE f.t (id BIGINT PRIMARY KEY, v TEXT); \
+         EXECUTE AS USER 'u1' (INSERT INTO f.t VALUES {}); \
+         EXECUTE AS USER 'u1' (DELETE FROM f.t WHERE id = 7); \
+         EXECUTE AS USER 'u2' (INSERT INTO f.t VALUES (1, 'other'), (2, 'other'))",
+        values.join(", ")
+    );
+    e.execute(&setup, &Session::root()).await.unwrap();
+    e.execute("FLUSH TABLE f.t", &Session::root())
+        .await
+        .unwrap();
+    e.wait_for_jobs(std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    let def = e.exec.core.catalog.table("f", "t").unwrap();
+    let view = e.exec.core.store.view();
+    let mut files: Vec<(String, u64, u64)> = cold::manifest(&view, def.id, None)
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.partition, f.rows, f.tombstones))
+        .collect();
+    files.sort();
+    // 2,500 keys of u1 (one a tombstone) in files of at most 1,000 rows; u2 in a file of its own.
+    let tombstones: u64 = files.iter().map(|f| f.2).sum();
+    assert_eq!(tombstones, 1);
+    let sizes: Vec<(&str, u64)> = files.iter().map(|f| (f.0.as_str(), f.1)).collect();
+    assert_eq!(
+        sizes,
+        vec![("u1", 500), ("u1", 1000), ("u1", 1000), ("u2", 2)]
+    );
+    let parquet: Vec<String> = cold_files(&e).await;
+    assert_eq!(
+        parquet.len(),
+        4,
+        "only the committed files remain: {parquet:?}"
+    );
+    assert!(parquet.iter().all(|p| !p.contains(cold::TEMP_PREFIX)));
+    assert_eq!(stat(&e, "f.t", "hot_rows").await, "0");
+    assert_eq!(stat(&e, "f.t", "cold_rows").await, "2501");
+    let as_u1 = |sql: &str| format!("EXECUTE AS USER 'u1' ({sql})");
+    let expected_sum: i64 = (1..=2500).sum::<i64>() - 7;
+    assert_eq!(
+        rows(&e, &as_u1("SELECT COUNT(*), SUM(id) FROM f.t")).await,
+        vec![vec![
+            serde_json::json!(2499),
+            serde_json::json!(expected_sum)
+        ]]
+    );
+    // Key reads find rows in every file; the deleted key stays deleted.
+    for id in [1, 999, 1000, 1001, 1999, 2001, 2500] {
+        let got = rows(&e, &as_u1(&format!("SELECT v FROM f.t WHERE id = {id}"))).await;
+        assert_eq!(
+            got,
+            vec![vec![serde_json::json!(format!("v{id}"))]],
+            "id {id}"
+        );
+    }
+    assert!(
+        rows(&e, &as_u1("SELECT v FROM f.t WHERE id = 7"))
+            .await
+            .is_empty()
+    );
+    e.execute(
+        &as_u1("UPDATE f.t SET v = 'x' WHERE id = 2222"),
+        &Session::root(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        rows(&e, &as_u1("SELECT v FROM f.t WHERE id = 2222")).await,
+        vec![vec![serde_json::json!("x")]]
+    );
+    assert_eq!(
+        rows(&e, "EXECUTE AS USER 'u2' (SELECT COUNT(*) FROM f.t)").await,
+        vec![vec![serde_json::json!(2)]]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn rows_rewritten_during_a_flush_stay_hot_and_win() {
     use datafusion::arrow::array::{ArrayRef, Int32Array, StringArray};
     let (_d, e) = open_with(

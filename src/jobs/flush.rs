@@ -1,32 +1,36 @@
-//! Flush: move a table's hot rows to Parquet, one file per partition.
+//! Flush: move a table's hot rows to Parquet, streaming, file by file.
 //!
-//! Per partition:
-//! 1. decode the partition's hot rows (tombstones included) from a snapshot into one Arrow batch;
-//! 2. write it under a temporary name, fsync, rename (`flush:after_write`, `flush:after_rename`);
-//!    writers are not blocked meanwhile;
-//! 3. under the table's write lock, commit ONE RocksDB batch: the manifest entry, a primary-key
-//!    index entry per row still unchanged since step 1, and the deletion of exactly those hot
-//!    rows; rows rewritten meanwhile stay hot and enter the new file's deletion vector
+//! Per file (a partition's hot rows fill one or more, cut at `flush_file_rows` rows or
+//! `flush_file_bytes` bytes):
+//! 1. stream the partition's hot rows (tombstones included) from one snapshot into the file,
+//!    written under a temporary name, fsynced, renamed (`flush:after_write`,
+//!    `flush:after_rename`); writers are not blocked meanwhile;
+//! 2. under the table's write lock, commit ONE RocksDB batch: the manifest entry, a primary-key
+//!    index entry per row still unchanged since the snapshot, and the deletion of exactly those
+//!    hot rows; rows rewritten meanwhile stay hot and enter the new file's deletion vector
 //!    (`flush:after_commit`).
 //!
-//! A crash before 3 leaves a file no manifest names: never read, deleted at start-up by
-//! [`remove_orphan_files`]. A crash after 3 leaves a complete flush. Readers use one RocksDB
-//! snapshot for hot rows + manifest, so they see each partition before or after, never both.
+//! A crash before 2 leaves a file no manifest names: never read, deleted at start-up by
+//! [`remove_orphan_files`]. A crash after 2 leaves complete files (a partly flushed partition is
+//! consistent: each row is hot or in exactly one committed file). Readers use one RocksDB
+//! snapshot for hot rows + manifest, so they see each file's rows either hot or cold, never
+//! both.
 //!
 //! May import: the ground floor, `catalog/`, `storage/` and the shared state. Never `tables/`, `query/`, `engine/` or the front ends.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use datafusion::arrow::array::{ArrayRef, BinaryArray, RecordBatch};
-use datafusion::arrow::compute::concat_batches;
-use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::arrow::array::{ArrayRef, AsArray, BinaryArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use futures::StreamExt;
+use futures::stream::BoxStream;
 
 use crate::catalog::{DELETED, SEQ, TableDef};
 use crate::error::{Error, Result};
 use crate::state::Core;
-use crate::storage::cold::{self, ColdLoc, FileEntry};
-use crate::storage::hot::decode_hot;
+use crate::storage::cold::{self, ColdFileWriter, ColdLoc, FileEntry, MinMax};
+use crate::storage::hot::{HotLayout, HotScan, stream_hot, until_done};
 use crate::storage::{Batch, CF_META, CF_ROWS, codec, keys};
 
 /// What one flush did.
@@ -53,8 +57,14 @@ pub fn partition_dir(def: &TableDef, partition: &str) -> String {
 
 /// Flushes every partition of `def` with hot rows (or just `only`).
 ///
+/// Streams: a blocking task walks the hot rows of one RocksDB snapshot in key order and hands
+/// over batches of [`crate::storage::hot::BATCH_ROWS`] rows; each is appended to the current
+/// partition's file, which is committed and replaced once it holds `flush_file_rows` rows or
+/// `flush_file_bytes` bytes (configuration) or the next partition begins. Memory holds a few
+/// batches, one row group being encoded and the keys of one file — not the table.
+///
 /// # Errors
-/// Storage or Parquet failures; partitions committed before the failure stay flushed.
+/// Storage or Parquet failures; files committed before the failure stay flushed.
 pub async fn flush_table(
     core: &Arc<Core>,
     def: &TableDef,
@@ -67,191 +77,35 @@ pub async fn flush_table(
         .table(&def.namespace, &def.name)
         .filter(|t| t.id == def.id)
     else {
-        return Err(Error::Execution(format!(
-            "table '{}' was dropped",
-            def.qualified()
-        )));
+        return Err(dropped(def));
     };
     let full = def.arrow_schema(true);
-    let ncols = def.columns.len();
     // user columns, _seq, _deleted
-    let mut columns: Vec<usize> = (0..ncols).collect();
+    let mut columns: Vec<usize> = (0..def.columns.len()).collect();
     columns.push(full.index_of(SEQ)?);
     columns.push(full.index_of(DELETED)?);
-    let scan_prefix = match only {
+    let layout = def.hot_layout(&columns, crate::ids::now_millis())?;
+    let prefix = match only {
         Some(p) => keys::partition_prefix(def.id, p),
         None => keys::table_range(def.id).0,
     };
-    let hot = {
-        let view = core.store.view();
-        decode_hot(
-            &def.hot_layout(&columns, crate::ids::now_millis())?,
-            &view,
-            &scan_prefix,
-            true,
-        )?
+    let mut flush = Flush {
+        core,
+        def: &def,
+        cancel,
+        file_schema: file_schema(&def),
+        stats: FlushStats::default(),
+        pending: None,
     };
-    let mut stats = FlushStats::default();
-    if hot.keys.is_empty() {
-        return Ok(stats);
+    let written = flush
+        .write_all(hot_rows(core.clone(), layout, prefix))
+        .await;
+    if let Some(file) = flush.pending.take() {
+        // Failed or cancelled half-way: the file in progress is never committed.
+        file.writer.abort().await?;
     }
-    let projected = Arc::new(full.project(&columns)?);
-    let all = concat_batches(&projected, &hot.batches)?;
-    let mut file_fields: Vec<Field> = def
-        .columns
-        .iter()
-        .map(|c| Field::new(format!("c{}", c.id), c.sql_type.arrow_type(), true))
-        .collect();
-    file_fields.push(Field::new(
-        SEQ,
-        datafusion::arrow::datatypes::DataType::Int64,
-        false,
-    ));
-    file_fields.push(Field::new(
-        DELETED,
-        datafusion::arrow::datatypes::DataType::Boolean,
-        false,
-    ));
-    file_fields.push(Field::new(
-        cold::KEY_COLUMN,
-        datafusion::arrow::datatypes::DataType::Binary,
-        false,
-    ));
-    let file_schema = Arc::new(Schema::new(file_fields));
-
-    let mut start = 0usize;
-    while let Some(first) = hot.keys.get(start) {
-        if cancel.load(Ordering::SeqCst) {
-            stats.cancelled = true;
-            break;
-        }
-        let (partition, _) = keys::split_partition(first)
-            .ok_or_else(|| Error::Internal("malformed row key".into()))?;
-        let partition = partition.to_string();
-        let prefix = keys::partition_prefix(def.id, &partition);
-        let rest = hot.keys.get(start..).unwrap_or_default();
-        let count = rest.iter().take_while(|k| k.starts_with(&prefix)).count();
-        let part_keys = rest.get(..count).unwrap_or_default();
-        let end = start.saturating_add(count);
-        let slice = all.slice(start, count);
-        let suffixes: BinaryArray = part_keys.iter().map(|k| k.get(prefix.len()..)).collect();
-        let mut arrays: Vec<ArrayRef> = slice.columns().to_vec();
-        arrays.push(Arc::new(suffixes));
-        let batch = RecordBatch::try_new(file_schema.clone(), arrays)?;
-        let column = |i: usize| {
-            slice
-                .columns()
-                .get(i)
-                .cloned()
-                .ok_or_else(|| Error::Internal("flush batch lacks a system column".into()))
-        };
-        let seqs = column(ncols)?
-            .as_any()
-            .downcast_ref::<datafusion::arrow::array::Int64Array>()
-            .ok_or_else(|| Error::Internal("bad _seq column".into()))?
-            .clone();
-        let dels = column(ncols.saturating_add(1))?
-            .as_any()
-            .downcast_ref::<datafusion::arrow::array::BooleanArray>()
-            .ok_or_else(|| Error::Internal("bad _deleted column".into()))?
-            .clone();
-
-        let file_id = crate::ids::next_seq();
-        let (path, bytes) = core
-            .cold
-            .write_file(&partition_dir(&def, &partition), file_id, &batch)
-            .await?;
-        let entry = FileEntry {
-            file_id,
-            partition: partition.clone(),
-            path,
-            rows: count as u64,
-            tombstones: dels.true_count() as u64,
-            bytes,
-            min_seq: crate::ids::from_i64(seqs.values().iter().copied().min().unwrap_or(0)),
-            max_seq: crate::ids::from_i64(seqs.values().iter().copied().max().unwrap_or(0)),
-            schema_version: def.schema_version,
-            created_at: crate::ids::seq_millis(file_id),
-            column_stats: def
-                .columns
-                .iter()
-                .enumerate()
-                .filter_map(|(i, c)| {
-                    let column = slice.columns().get(i)?;
-                    cold::min_max_text(column).map(|mm| (c.id, mm))
-                })
-                .collect(),
-        };
-        // Commit under the table lock. Writers were free while the file was written, so a row
-        // may have a newer hot version by now: such rows stay hot and their copy in this file is
-        // born superseded (deletion vector). The table may even have been dropped meanwhile.
-        let lock = core.table_lock(def.id);
-        let _guard = lock.lock().await;
-        if cancel.load(Ordering::SeqCst) {
-            // Killed while writing: this partition commits nothing; its file is discarded.
-            drop(_guard);
-            core.cold.delete(&entry.path).await?;
-            stats.cancelled = true;
-            break;
-        }
-        if core
-            .catalog
-            .table(&def.namespace, &def.name)
-            .is_none_or(|t| t.id != def.id)
-        {
-            core.cold.delete(&entry.path).await?;
-            return Err(Error::Execution(format!(
-                "table '{}' was dropped",
-                def.qualified()
-            )));
-        }
-        let mut b = Batch::default();
-        b.put(
-            &core.store,
-            CF_META,
-            &cold::manifest_key(def.id, &partition, file_id),
-            &serde_json::to_vec(&entry)?,
-        );
-        let mut superseded = Vec::new();
-        for (row, key) in part_keys.iter().enumerate() {
-            let seq = crate::ids::from_i64(seqs.value(row));
-            let row_number = u32::try_from(row)
-                .map_err(|_| Error::Internal("a flushed file holds too many rows".into()))?;
-            let current = core.store.get(CF_ROWS, key)?;
-            let unchanged = match current {
-                Some(v) => codec::decode_header(&v)?.seq == seq,
-                None => false,
-            };
-            if unchanged {
-                let deleted = dels.value(row);
-                let loc = ColdLoc {
-                    file_id,
-                    row: row_number,
-                    deleted,
-                    seq,
-                };
-                b.put(&core.store, CF_META, &cold::pkidx_key(key), &loc.encode());
-                b.delete(&core.store, CF_ROWS, key);
-            } else {
-                superseded.push(row_number);
-            }
-        }
-        if !superseded.is_empty() {
-            cold::extend_deletion_vector(&mut b, &core.store, def.id, file_id, &superseded)?;
-        }
-        core.record_seq(&mut b, file_id);
-        core.store.write(b)?;
-        drop(_guard);
-        core.hot_counts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&(def.id, partition.clone()));
-        cold::failpoint("flush:after_commit");
-        stats.rows = stats.rows.saturating_add(entry.rows);
-        stats.files = stats.files.saturating_add(1);
-        stats.bytes = stats.bytes.saturating_add(bytes);
-        start = end;
-    }
+    written?;
+    let stats = flush.stats;
     // The flushed rows' hot versions were deleted one by one: until RocksDB compacts them,
     // every scan of the partition steps over each delete (20 ms per 200K flushed rows).
     if stats.files > 0 {
@@ -267,8 +121,293 @@ pub async fn flush_table(
     Ok(stats)
 }
 
+fn dropped(def: &TableDef) -> Error {
+    Error::Execution(format!("table '{}' was dropped", def.qualified()))
+}
+
+/// The schema of a flushed file (see `storage::cold`): user columns as `c<id>`, `_seq`,
+/// `_deleted`, `_key`.
+fn file_schema(def: &TableDef) -> SchemaRef {
+    let mut fields: Vec<Field> = def
+        .columns
+        .iter()
+        .map(|c| Field::new(format!("c{}", c.id), c.sql_type.arrow_type(), true))
+        .collect();
+    fields.push(Field::new(SEQ, DataType::Int64, false));
+    fields.push(Field::new(DELETED, DataType::Boolean, false));
+    fields.push(Field::new(cold::KEY_COLUMN, DataType::Binary, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// Hot rows under `prefix` (tombstones included) with their keys, decoded on a blocking
+/// task from one snapshot; dropping the stream stops the task at its next batch.
+fn hot_rows(
+    core: Arc<Core>,
+    layout: HotLayout,
+    prefix: Vec<u8>,
+) -> BoxStream<'static, Result<Rows>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    tokio::task::spawn_blocking(move || {
+        let view = core.store.view();
+        let scan = HotScan {
+            prefix: &prefix,
+            include_deleted: true,
+            limit: None,
+            with_keys: true,
+            stopped: &|| tx.is_closed(),
+        };
+        let sent = stream_hot(&layout, &view, &scan, |batch, keys| {
+            Ok(tx.blocking_send(Ok(Some((batch, keys)))).is_ok())
+        });
+        // The flush may be gone already; then nobody needs the outcome.
+        let _ = tx.blocking_send(sent.map(|()| None));
+    });
+    until_done(rx, "the flush's hot scan")
+}
+
+/// A batch of hot rows and their full row keys.
+type Rows = (RecordBatch, Vec<Box<[u8]>>);
+
+/// One flush in progress.
+struct Flush<'a> {
+    core: &'a Arc<Core>,
+    def: &'a TableDef,
+    cancel: &'a AtomicBool,
+    file_schema: SchemaRef,
+    stats: FlushStats,
+    /// The file being written, if any.
+    pending: Option<PendingFile>,
+}
+
+/// A file being written for one partition, with what its commit needs.
+struct PendingFile {
+    partition: String,
+    /// The partition's key prefix.
+    prefix: Vec<u8>,
+    file_id: u64,
+    writer: ColdFileWriter,
+    /// Full row key, `_seq` and `_deleted` of each row, in file order.
+    keys: Vec<Box<[u8]>>,
+    seqs: Vec<i64>,
+    deleted: Vec<bool>,
+    /// Per user column id, its running `(min, max)`.
+    column_stats: Vec<(u32, Option<MinMax>)>,
+}
+
+impl Flush<'_> {
+    /// Writes every batch of `rows` into files, committing each file as it completes. Stops
+    /// early (with `stats.cancelled`) when the job is killed.
+    async fn write_all(&mut self, mut rows: BoxStream<'static, Result<Rows>>) -> Result<()> {
+        let config = &self.core.config;
+        let max_rows = usize::try_from(config.flush_file_rows).unwrap_or(usize::MAX);
+        while let Some(item) = rows.next().await {
+            let (batch, keys) = item?;
+            let mut start = 0usize;
+            while let Some(key) = keys.get(start) {
+                let (partition, _) = keys::split_partition(key)
+                    .ok_or_else(|| Error::Internal("malformed row key".into()))?;
+                let full = self.pending.as_ref().is_some_and(|f| {
+                    !key.starts_with(&f.prefix)
+                        || f.keys.len() >= max_rows
+                        || f.writer.bytes() >= config.flush_file_bytes
+                });
+                if full && let Some(file) = self.pending.take() {
+                    self.commit(file).await?;
+                }
+                if self.cancel.load(Ordering::SeqCst) {
+                    self.stats.cancelled = true;
+                    return Ok(());
+                }
+                let file = match self.pending.take() {
+                    Some(file) => file,
+                    None => self.create(partition)?,
+                };
+                let file = self.pending.insert(file);
+                let room = max_rows.saturating_sub(file.keys.len()).max(1);
+                let run = keys
+                    .get(start..)
+                    .unwrap_or_default()
+                    .iter()
+                    .take(room)
+                    .take_while(|k| k.starts_with(&file.prefix))
+                    .count();
+                let end = start.saturating_add(run);
+                let run_keys = keys.get(start..end).unwrap_or_default();
+                file.append(&self.file_schema, &batch.slice(start, run), run_keys)
+                    .await?;
+                start = end;
+            }
+        }
+        if let Some(file) = self.pending.take() {
+            self.commit(file).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts a file for `partition`.
+    fn create(&self, partition: &str) -> Result<PendingFile> {
+        let file_id = crate::ids::next_seq();
+        let writer = self.core.cold.create_file(
+            &partition_dir(self.def, partition),
+            file_id,
+            self.file_schema.clone(),
+        )?;
+        Ok(PendingFile {
+            partition: partition.to_string(),
+            prefix: keys::partition_prefix(self.def.id, partition),
+            file_id,
+            writer,
+            keys: Vec::new(),
+            seqs: Vec::new(),
+            deleted: Vec::new(),
+            column_stats: self
+                .def
+                .columns
+                .iter()
+                .map(|c| (c.id, MinMax::new(&c.sql_type.arrow_type())))
+                .collect(),
+        })
+    }
+
+    /// Completes `file` and commits it: under the table's write lock, ONE RocksDB batch with
+    /// the manifest entry, a primary-key index entry per row still unchanged since the
+    /// snapshot, and the deletion of exactly those hot rows. Writers were free while the file
+    /// was written, so a row may have a newer hot version by now: such rows stay hot and
+    /// their copy in the file is born superseded (deletion vector). The table may even have
+    /// been dropped meanwhile.
+    async fn commit(&mut self, mut file: PendingFile) -> Result<()> {
+        let core = self.core;
+        let def = self.def;
+        let seqs = &file.seqs;
+        let entry = FileEntry {
+            file_id: file.file_id,
+            partition: file.partition.clone(),
+            path: String::new(),
+            rows: file.keys.len() as u64,
+            tombstones: file.deleted.iter().filter(|d| **d).count() as u64,
+            bytes: 0,
+            min_seq: crate::ids::from_i64(seqs.iter().copied().min().unwrap_or(0)),
+            max_seq: crate::ids::from_i64(seqs.iter().copied().max().unwrap_or(0)),
+            schema_version: def.schema_version,
+            created_at: crate::ids::seq_millis(file.file_id),
+            column_stats: file
+                .column_stats
+                .iter_mut()
+                .filter_map(|(id, mm)| Some((*id, mm.as_mut()?.text()?)))
+                .collect(),
+        };
+        let (path, bytes) = file.writer.finish().await?;
+        let entry = FileEntry {
+            path,
+            bytes,
+            ..entry
+        };
+        let lock = core.table_lock(def.id);
+        let guard = lock.lock().await;
+        if self.cancel.load(Ordering::SeqCst) {
+            // Killed while writing: this file commits nothing and is discarded.
+            drop(guard);
+            core.cold.delete(&entry.path).await?;
+            self.stats.cancelled = true;
+            return Ok(());
+        }
+        if core
+            .catalog
+            .table(&def.namespace, &def.name)
+            .is_none_or(|t| t.id != def.id)
+        {
+            core.cold.delete(&entry.path).await?;
+            return Err(dropped(def));
+        }
+        let mut b = Batch::default();
+        b.put(
+            &core.store,
+            CF_META,
+            &cold::manifest_key(def.id, &file.partition, file.file_id),
+            &serde_json::to_vec(&entry)?,
+        );
+        let mut superseded = Vec::new();
+        for (row, ((key, seq), deleted)) in
+            file.keys.iter().zip(seqs).zip(&file.deleted).enumerate()
+        {
+            let seq = crate::ids::from_i64(*seq);
+            let row_number = u32::try_from(row)
+                .map_err(|_| Error::Internal("a flushed file holds too many rows".into()))?;
+            let unchanged = match core.store.get(CF_ROWS, key)? {
+                Some(v) => codec::decode_header(&v)?.seq == seq,
+                None => false,
+            };
+            if unchanged {
+                let loc = ColdLoc {
+                    file_id: file.file_id,
+                    row: row_number,
+                    deleted: *deleted,
+                    seq,
+                };
+                b.put(&core.store, CF_META, &cold::pkidx_key(key), &loc.encode());
+                b.delete(&core.store, CF_ROWS, key);
+            } else {
+                superseded.push(row_number);
+            }
+        }
+        if !superseded.is_empty() {
+            cold::extend_deletion_vector(&mut b, &core.store, def.id, file.file_id, &superseded)?;
+        }
+        core.record_seq(&mut b, file.file_id);
+        core.store.write(b)?;
+        drop(guard);
+        core.hot_counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(def.id, file.partition.clone()));
+        cold::failpoint("flush:after_commit");
+        self.stats.rows = self.stats.rows.saturating_add(entry.rows);
+        self.stats.files = self.stats.files.saturating_add(1);
+        self.stats.bytes = self.stats.bytes.saturating_add(entry.bytes);
+        Ok(())
+    }
+}
+
+impl PendingFile {
+    /// Appends `rows` (user columns, `_seq`, `_deleted`) stored under `keys` (all of this
+    /// file's partition).
+    async fn append(
+        &mut self,
+        schema: &SchemaRef,
+        rows: &RecordBatch,
+        keys: &[Box<[u8]>],
+    ) -> Result<()> {
+        let ncols = self.column_stats.len();
+        let column = |i: usize| {
+            rows.columns()
+                .get(i)
+                .ok_or_else(|| Error::Internal("a flush batch lacks a column".into()))
+        };
+        let seqs = column(ncols)?
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| Error::Internal("bad _seq column".into()))?;
+        let deleted = column(ncols.saturating_add(1))?
+            .as_boolean_opt()
+            .ok_or_else(|| Error::Internal("bad _deleted column".into()))?;
+        for (i, (_, mm)) in self.column_stats.iter_mut().enumerate() {
+            if let Some(mm) = mm {
+                mm.update(column(i)?)?;
+            }
+        }
+        self.seqs.extend(seqs.values().iter().copied());
+        self.deleted.extend(deleted.values().iter());
+        let suffixes: BinaryArray = keys.iter().map(|k| k.get(self.prefix.len()..)).collect();
+        self.keys.extend(keys.iter().cloned());
+        let mut arrays: Vec<ArrayRef> = rows.columns().to_vec();
+        arrays.push(Arc::new(suffixes));
+        self.writer
+            .write(&RecordBatch::try_new(schema.clone(), arrays)?)
+            .await
+    }
+}
+
 /// Deletes files under the storage base that no manifest names (left by a crash mid-flush or
-/// mid-DROP). Returns how many were removed. Runs at server start-up.
+/// mid-DROP), and parts of interrupted uploads. Returns how many were removed. Runs at server start-up.
 pub async fn remove_orphan_files(core: &Core) -> Result<usize> {
     let mut live = std::collections::HashSet::new();
     for t in core.catalog.tables(None) {
@@ -277,7 +416,7 @@ pub async fn remove_orphan_files(core: &Core) -> Result<usize> {
             live.insert(f.path);
         }
     }
-    let mut removed = 0usize;
+    let mut removed = core.cold.remove_partial_uploads()?;
     for (path, _) in core.cold.list().await? {
         if !live.contains(&path) {
             core.cold.delete(&path).await?;

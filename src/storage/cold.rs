@@ -22,13 +22,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::parquet::{
     CachedParquetFileReaderFactory, ParquetFileReaderFactory,
 };
 use datafusion::execution::cache::cache_manager::FileMetadataCache;
 use datafusion::execution::cache::default_cache::DefaultCache;
-use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::AsyncArrowWriter;
 use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::{
@@ -40,9 +41,10 @@ use datafusion::parquet::file::metadata::PageIndexPolicy;
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use futures::TryStreamExt;
+use object_store::buffered::BufWriter;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -79,23 +81,53 @@ pub struct FileEntry {
     pub column_stats: std::collections::BTreeMap<u32, (String, String)>,
 }
 
-/// `(min, max)` of an array as text, or None if it has no non-NULL value or no ordering.
-pub fn min_max_text(array: &datafusion::arrow::array::ArrayRef) -> Option<(String, String)> {
-    use datafusion::functions_aggregate::min_max::{MaxAccumulator, MinAccumulator};
-    use datafusion::logical_expr::Accumulator;
-    let dt = array.data_type();
-    if matches!(dt, datafusion::arrow::datatypes::DataType::Binary) {
-        return None;
+/// A column's running `(min, max)` over the batches of one file, for
+/// [`FileEntry::column_stats`].
+pub struct MinMax {
+    min: datafusion::functions_aggregate::min_max::MinAccumulator,
+    max: datafusion::functions_aggregate::min_max::MaxAccumulator,
+}
+
+impl std::fmt::Debug for MinMax {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MinMax").finish_non_exhaustive()
     }
-    let mut min = MinAccumulator::try_new(dt).ok()?;
-    let mut max = MaxAccumulator::try_new(dt).ok()?;
-    min.update_batch(std::slice::from_ref(array)).ok()?;
-    max.update_batch(std::slice::from_ref(array)).ok()?;
-    let (lo, hi) = (min.evaluate().ok()?, max.evaluate().ok()?);
-    if lo.is_null() || hi.is_null() {
-        return None;
+}
+
+impl MinMax {
+    /// A tracker for values of `dt`; None for types without an ordering worth recording
+    /// (binary).
+    pub fn new(dt: &datafusion::arrow::datatypes::DataType) -> Option<MinMax> {
+        use datafusion::functions_aggregate::min_max::{MaxAccumulator, MinAccumulator};
+        if matches!(dt, datafusion::arrow::datatypes::DataType::Binary) {
+            return None;
+        }
+        Some(MinMax {
+            min: MinAccumulator::try_new(dt).ok()?,
+            max: MaxAccumulator::try_new(dt).ok()?,
+        })
     }
-    Some((lo.to_string(), hi.to_string()))
+
+    /// Takes the values of `array` into account.
+    ///
+    /// # Errors
+    /// DataFusion errors when `array` is not of the tracker's type.
+    pub fn update(&mut self, array: &datafusion::arrow::array::ArrayRef) -> Result<()> {
+        use datafusion::logical_expr::Accumulator;
+        self.min.update_batch(std::slice::from_ref(array))?;
+        self.max.update_batch(std::slice::from_ref(array))?;
+        Ok(())
+    }
+
+    /// `(min, max)` as text, or None if every value seen was NULL.
+    pub fn text(&mut self) -> Option<(String, String)> {
+        use datafusion::logical_expr::Accumulator;
+        let (lo, hi) = (self.min.evaluate().ok()?, self.max.evaluate().ok()?);
+        if lo.is_null() || hi.is_null() {
+            return None;
+        }
+        Some((lo.to_string(), hi.to_string()))
+    }
 }
 
 /// Where the cold version of a row key lives.
@@ -290,47 +322,38 @@ impl ColdStore {
         &self.base
     }
 
-    /// Writes `batch` as zstd Parquet to `dir/<file_id>.parquet`: first under a temporary
-    /// name, fsynced, then renamed. Returns the object path and size in bytes.
-    pub async fn write_file(
+    /// Starts the Parquet file `dir/<file_id>.parquet` of `schema` (zstd, page statistics,
+    /// row groups of at most [`ROW_GROUP_ROWS`] rows and about [`ROW_GROUP_BYTES`] bytes). It is written under a temporary name
+    /// and streamed to the object store as it grows (multipart upload): memory holds one row
+    /// group being encoded, not the file. [`ColdFileWriter::finish`] makes it durable and
+    /// renames it into place.
+    ///
+    /// # Errors
+    /// Parquet failures (a schema Parquet cannot store).
+    pub fn create_file(
         &self,
         dir: &str,
         file_id: u64,
-        batch: &RecordBatch,
-    ) -> Result<(String, u64)> {
+        schema: SchemaRef,
+    ) -> Result<ColdFileWriter> {
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .set_statistics_enabled(EnabledStatistics::Page)
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
             .build();
-        let mut buf = Vec::new();
-        let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props))
-            .map_err(|e| Error::Internal(format!("parquet writer: {e}")))?;
-        writer
-            .write(batch)
-            .map_err(|e| Error::Internal(format!("parquet write: {e}")))?;
-        writer
-            .close()
-            .map_err(|e| Error::Internal(format!("parquet close: {e}")))?;
-        let bytes = buf.len() as u64;
         let dir = dir.trim_matches('/');
         let tmp = format!("{dir}/{TEMP_PREFIX}{file_id}.parquet");
         let fin = format!("{dir}/{file_id}.parquet");
-        self.store
-            .put(&ObjPath::from(tmp.as_str()), PutPayload::from(buf))
-            .await
-            .map_err(os_err)?;
-        // object_store does not fsync; on the local backend make the bytes durable ourselves.
-        std::fs::File::open(self.base.join(&tmp))?.sync_all()?;
-        failpoint("flush:after_write");
-        self.store
-            .rename(&ObjPath::from(tmp.as_str()), &ObjPath::from(fin.as_str()))
-            .await
-            .map_err(os_err)?;
-        if let Some(parent) = self.base.join(&fin).parent() {
-            std::fs::File::open(parent)?.sync_all()?;
-        }
-        failpoint("flush:after_rename");
-        Ok((fin, bytes))
+        let upload = BufWriter::new(self.store.clone(), ObjPath::from(tmp.as_str()));
+        let writer = AsyncArrowWriter::try_new(upload, schema, Some(props))
+            .map_err(|e| Error::Internal(format!("parquet writer: {e}")))?;
+        Ok(ColdFileWriter {
+            cold: self.clone(),
+            writer,
+            tmp,
+            fin,
+        })
     }
 
     /// Deletes a file (missing files are not an error).
@@ -341,6 +364,29 @@ impl ColdStore {
         }
     }
 
+    /// Deletes the parts of uploads a crash interrupted (the local backend stages a multipart
+    /// upload as `<path>#<n>`, which listings do not show). Returns how many were removed.
+    ///
+    /// # Errors
+    /// File-system failures.
+    pub fn remove_partial_uploads(&self) -> Result<usize> {
+        let mut removed = 0usize;
+        let mut dirs = vec![self.base.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir)? {
+                let entry = entry?;
+                let path = entry.path();
+                if entry.file_type()?.is_dir() {
+                    dirs.push(path);
+                } else if entry.file_name().to_string_lossy().contains('#') {
+                    std::fs::remove_file(&path)?;
+                    removed = removed.saturating_add(1);
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// Every object under the base: `(path, size)`.
     pub async fn list(&self) -> Result<Vec<(String, u64)>> {
         let metas: Vec<_> = self.store.list(None).try_collect().await.map_err(os_err)?;
@@ -348,6 +394,93 @@ impl ColdStore {
             .into_iter()
             .map(|m| (m.location.to_string(), m.size))
             .collect())
+    }
+}
+
+/// Rows per Parquet row group of a flushed file: the unit a writer buffers while encoding.
+pub const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// Bytes (estimated, encoded) after which a row group is closed even with fewer rows.
+pub const ROW_GROUP_BYTES: usize = 64 << 20;
+
+/// A Parquet file being written by a flush ([`ColdStore::create_file`]).
+pub struct ColdFileWriter {
+    cold: ColdStore,
+    writer: AsyncArrowWriter<BufWriter>,
+    tmp: String,
+    fin: String,
+}
+
+impl std::fmt::Debug for ColdFileWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ColdFileWriter")
+            .field("path", &self.fin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ColdFileWriter {
+    /// Appends `batch` (of the file's schema).
+    ///
+    /// # Errors
+    /// Parquet or storage failures.
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.writer
+            .write(batch)
+            .await
+            .map_err(|e| Error::Internal(format!("parquet write: {e}")))
+    }
+
+    /// Bytes so far: written out plus the encoded row group in progress.
+    pub fn bytes(&self) -> u64 {
+        let total = self
+            .writer
+            .bytes_written()
+            .saturating_add(self.writer.in_progress_size());
+        u64::try_from(total).unwrap_or(u64::MAX)
+    }
+
+    /// Completes the file: uploads the rest and the footer, fsyncs it, renames it to its final
+    /// name (`flush:after_write`, `flush:after_rename` failpoints between the steps) and
+    /// fsyncs the directory. Returns the object path and size in bytes.
+    ///
+    /// # Errors
+    /// Parquet or storage failures; the temporary file is left for start-up clean-up then.
+    pub async fn finish(mut self) -> Result<(String, u64)> {
+        self.writer
+            .finish()
+            .await
+            .map_err(|e| Error::Internal(format!("parquet close: {e}")))?;
+        let bytes = u64::try_from(self.writer.bytes_written()).unwrap_or(u64::MAX);
+        let base = &self.cold.base;
+        // object_store does not fsync; on the local backend make the bytes durable ourselves.
+        std::fs::File::open(base.join(&self.tmp))?.sync_all()?;
+        failpoint("flush:after_write");
+        self.cold
+            .store
+            .rename(
+                &ObjPath::from(self.tmp.as_str()),
+                &ObjPath::from(self.fin.as_str()),
+            )
+            .await
+            .map_err(os_err)?;
+        if let Some(parent) = base.join(&self.fin).parent() {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
+        failpoint("flush:after_rename");
+        Ok((self.fin, bytes))
+    }
+
+    /// Abandons the file: the upload is aborted and nothing stays behind.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn abort(self) -> Result<()> {
+        let cold = self.cold.clone();
+        let tmp = self.tmp.clone();
+        let mut upload = self.writer.into_inner();
+        upload.abort().await.map_err(os_err)?;
+        cold.delete(&tmp).await
     }
 }
 
@@ -480,7 +613,9 @@ mod tests {
             ],
         )
         .unwrap();
-        let (path, bytes) = cold.write_file("ns/t/u1/", 42, &batch).await.unwrap();
+        let mut file = cold.create_file("ns/t/u1/", 42, batch.schema()).unwrap();
+        file.write(&batch).await.unwrap();
+        let (path, bytes) = file.finish().await.unwrap();
         assert_eq!(path, "ns/t/u1/42.parquet");
         let listed = cold.list().await.unwrap();
         assert_eq!(listed, vec![(path.clone(), bytes)]);

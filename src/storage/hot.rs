@@ -300,6 +300,31 @@ pub fn stream_hot(
     Ok(())
 }
 
+/// What a producer task sends: `Ok(Some(item))` per item, then exactly one `Ok(None)` ("done")
+/// or an error.
+pub type Produced<T> = tokio::sync::mpsc::Receiver<Result<Option<T>>>;
+
+/// The items a producer sends on the other side of `rx`, until it says it is done; a producer
+/// that ends without saying so (it panicked) ends the stream with an error naming `what`.
+/// Dropping the stream closes `rx`, which a producer sees as its cue to stop.
+pub fn until_done<T: Send + 'static>(
+    rx: Produced<T>,
+    what: &'static str,
+) -> futures::stream::BoxStream<'static, Result<T>> {
+    Box::pin(futures::stream::unfold(Some(rx), move |rx| async move {
+        let mut rx = rx?;
+        match rx.recv().await {
+            Some(Ok(Some(b))) => Some((Ok(b), Some(rx))),
+            Some(Ok(None)) => None,
+            Some(Err(e)) => Some((Err(e), None)),
+            None => Some((
+                Err(Error::Internal(format!("{what} stopped unexpectedly"))),
+                None,
+            )),
+        }
+    }))
+}
+
 /// Decodes the rows stored under `keys` (full row keys) as of `view`, as [`decode_hot`] does,
 /// in the order of `keys`. Also returns the keys with no hot version at all (neither a row nor
 /// a tombstone): only those can have a cold version.

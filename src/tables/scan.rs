@@ -29,6 +29,7 @@ use futures::{StreamExt, TryStreamExt};
 use crate::storage::cold;
 use crate::storage::hot::{
     BATCH_ROWS, HotScan, PartitionRows, batch_of, decode_hot, decode_hot_keys, stream_hot,
+    until_done,
 };
 use crate::storage::{CF_META, View};
 
@@ -537,27 +538,6 @@ struct ColdRead {
     key_pos: Option<usize>,
     /// The partition's key prefix, when the reader wants full row keys.
     prefix: Option<Vec<u8>>,
-}
-
-/// The batches a producer sends on the other side of `rx`, until it says it is done; a
-/// producer that ends without saying so (it panicked) ends the stream with an error naming
-/// `what`.
-fn until_done(
-    rx: tokio::sync::mpsc::Receiver<Result<Option<RecordBatch>>>,
-    what: &'static str,
-) -> BoxStream<'static, Result<RecordBatch>> {
-    Box::pin(futures::stream::unfold(Some(rx), move |rx| async move {
-        let mut rx = rx?;
-        match rx.recv().await {
-            Some(Ok(Some(b))) => Some((Ok(b), Some(rx))),
-            Some(Ok(None)) => None,
-            Some(Err(e)) => Some((Err(e), None)),
-            None => Some((
-                Err(Error::Internal(format!("{what} stopped unexpectedly"))),
-                None,
-            )),
-        }
-    }))
 }
 
 /// `rows` cut off after `limit` rows: the last batch is sliced, and `rows` is dropped (which

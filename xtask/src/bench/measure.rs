@@ -169,3 +169,9 @@ pub fn memory_mib(pid: u32, field: &str) -> Option<f64> {
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
 }
+
+/// Resets the peak RSS (`VmHWM`) of process `pid` to its current RSS (Linux `clear_refs` 5),
+/// so the next [`memory_mib`]`(pid, "VmHWM")` is the peak since now. False if refused.
+pub fn reset_peak_rss(pid: u32) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
