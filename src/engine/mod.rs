@@ -160,6 +160,19 @@ impl Engine {
             .await
     }
 
+    /// Runs `service` (a front end's serving loop, e.g. the HTTP server) on the query runtime,
+    /// so the statements of its requests run on the thread that received them instead of
+    /// being handed over ([`crate::query::runtime`]). Dropping the returned future stops it.
+    ///
+    /// # Errors
+    /// [`Error::Internal`] when `service` panicked or the runtime is gone.
+    pub async fn host<T: Send + 'static>(
+        &self,
+        service: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> Result<T> {
+        self.runtime.host(service).await
+    }
+
     /// Waits until no flush job is queued or running, polling until `timeout`.
     ///
     /// # Errors

@@ -1,10 +1,14 @@
 //! Where statements run, and how they are stopped.
 //!
-//! Every statement executes on the engine's own [`QueryRuntime`], a tokio runtime separate from
-//! the one serving HTTP: however hard a runaway query works, the accept loop, the healthcheck
-//! and request decoding keep their threads. The query runtime's threads have large stacks
-//! (`STACK_BYTES`) as a margin under the nesting-depth limit, and DataFusion's operators yield
-//! cooperatively, so other users' short statements interleave with a long one.
+//! Every statement executes on the engine's own [`QueryRuntime`]. The server runs its HTTP and
+//! WebSocket connections on that runtime too ([`QueryRuntime::host`]), so a request's statement
+//! runs on the thread that received it: handing each statement to another runtime and its
+//! answer back cost two thread wake-ups per request, about 0.12 ms of a 0.6 ms `SELECT 1`
+//! (measured, docs/performance.md). Callers on other runtimes (tests, embedders) are handed
+//! over as before. The query runtime's threads have large stacks (`STACK_BYTES`) as a margin
+//! under the nesting-depth limit, and DataFusion's operators yield cooperatively, so the
+//! healthcheck and other users' short statements interleave with a long one
+//! (`tests/limits.rs` serves both while two runaway statements burn every core).
 //!
 //! A statement stops when its deadline passes ([`run_with_deadline`]) or when the caller drops
 //! the request future (a client that went away): [`AbortOnDrop`] cancels the task. A write that
@@ -16,10 +20,11 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures::FutureExt;
 use tokio::task::JoinHandle;
 
 use crate::control::StatementControl;
@@ -34,6 +39,16 @@ pub const STACK_BYTES: usize = 64 << 20;
 pub struct QueryRuntime {
     runtime: Option<tokio::runtime::Runtime>,
     running: Arc<AtomicUsize>,
+    /// Marks this runtime's threads ([`ON_RUNTIME`]).
+    id: u64,
+}
+
+/// Distinguishes the query runtimes of one process (tests open many engines).
+static NEXT_RUNTIME_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The id of the query runtime this thread belongs to; 0 on any other thread.
+    static ON_RUNTIME: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 impl std::fmt::Debug for QueryRuntime {
@@ -54,8 +69,10 @@ impl QueryRuntime {
             .map(usize::from)
             .unwrap_or(2)
             .max(2);
+        let id = NEXT_RUNTIME_ID.fetch_add(1, Ordering::Relaxed);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
+            .on_thread_start(move || ON_RUNTIME.with(|r| r.set(id)))
             .thread_name("kalamdb-query")
             .thread_stack_size(STACK_BYTES)
             .enable_all()
@@ -64,11 +81,13 @@ impl QueryRuntime {
         Ok(QueryRuntime {
             runtime: Some(runtime),
             running: Arc::default(),
+            id,
         })
     }
 
     /// Runs `work` on the query runtime; the returned future resolves to its result, and
-    /// dropping it cancels `work`.
+    /// dropping it cancels `work`. Called on one of the runtime's own threads (a request the
+    /// server received there), `work` runs right here; otherwise it is spawned there.
     ///
     /// # Errors
     /// [`Error::Internal`] when `work` panicked (the process survives) or the runtime is gone.
@@ -81,20 +100,39 @@ impl QueryRuntime {
             .as_ref()
             .ok_or_else(|| Error::Internal("the query runtime has stopped".into()))?;
         let running = RunningGuard::new(self.running.clone());
+        if ON_RUNTIME.with(|r| r.get()) == self.id {
+            let outcome = std::panic::AssertUnwindSafe(work).catch_unwind().await;
+            drop(running);
+            return outcome.unwrap_or_else(|_| Err(panicked()));
+        }
         let task = AbortOnDrop(runtime.spawn(async move {
             let _running = running;
             work.await
         }));
         match task.await {
             Ok(r) => r,
-            Err(e) if e.is_panic() => {
-                tracing::error!("a statement panicked");
-                Err(Error::Internal(
-                    "the statement failed unexpectedly (a bug; see the server log)".into(),
-                ))
-            }
+            Err(e) if e.is_panic() => Err(panicked()),
             Err(_) => Err(Error::Internal("the statement was cancelled".into())),
         }
+    }
+
+    /// Runs `service` (a front end's serving loop) on the query runtime, so the statements of
+    /// the requests it receives run where they arrive ([`QueryRuntime::run`]); not counted as
+    /// a statement. Dropping the returned future stops `service`.
+    ///
+    /// # Errors
+    /// [`Error::Internal`] when `service` panicked or the runtime is gone.
+    pub async fn host<T: Send + 'static>(
+        &self,
+        service: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T> {
+        let runtime = self
+            .runtime
+            .as_ref()
+            .ok_or_else(|| Error::Internal("the query runtime has stopped".into()))?;
+        AbortOnDrop(runtime.spawn(service))
+            .await
+            .map_err(|e| Error::Internal(format!("the server task ended: {e}")))
     }
 
     /// Statements currently running (started and not yet finished or cancelled).
@@ -109,6 +147,11 @@ impl Drop for QueryRuntime {
             rt.shutdown_background();
         }
     }
+}
+
+fn panicked() -> Error {
+    tracing::error!("a statement panicked");
+    Error::Internal("the statement failed unexpectedly (a bug; see the server log)".into())
 }
 
 /// Counts a running statement for as long as it lives.
@@ -190,6 +233,33 @@ mod tests {
             Ok(7)
         };
         assert_eq!(run_with_deadline(slow, 1, &control).await.unwrap(), 7);
+    }
+
+    #[tokio::test]
+    async fn on_its_own_threads_work_runs_in_place_and_panics_are_still_errors() {
+        let rt = Arc::new(QueryRuntime::new().unwrap());
+        let inner = rt.clone();
+        let (here, ran_on, panic) = rt
+            .host(async move {
+                let here = std::thread::current().id();
+                let ran_on = inner
+                    .run(async { Ok(std::thread::current().id()) })
+                    .await
+                    .unwrap();
+                let panic = inner.run(async { panic!("boom") as Result<()> }).await;
+                (here, ran_on, panic)
+            })
+            .await
+            .unwrap();
+        assert_eq!(here, ran_on, "no hand-off to another thread");
+        assert_eq!(panic.unwrap_err().code(), "INTERNAL_ERROR");
+        assert_eq!(rt.running(), 0);
+        // From a thread of another runtime, work is handed over.
+        let there = rt
+            .run(async { Ok(std::thread::current().id()) })
+            .await
+            .unwrap();
+        assert_ne!(there, std::thread::current().id());
     }
 
     #[tokio::test]

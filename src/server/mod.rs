@@ -319,7 +319,9 @@ async fn maintain_periodically(engine: Arc<Engine>) {
     }
 }
 
-/// Serves `engine` on `bind` until `shutdown` resolves, then flushes the WAL.
+/// Serves `engine` on `bind` until `shutdown` resolves, then flushes the WAL. Connections are
+/// served on the engine's query runtime ([`Engine::host`]): a request's statements run on the
+/// thread that received it.
 ///
 /// # Errors
 /// [`Error::Internal`] when the address cannot be bound.
@@ -328,9 +330,23 @@ pub async fn serve(
     bind: &str,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(bind)
-        .await
+    let listener = std::net::TcpListener::bind(bind)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .map_err(|e| Error::Internal(format!("cannot bind {bind}: {e}")))?;
+    engine
+        .clone()
+        .host(serve_here(engine, listener, shutdown))
+        .await?
+}
+
+/// The body of [`serve`], on the engine's query runtime (connections, and so statements, are
+/// served on its threads).
+async fn serve_here(
+    engine: Arc<Engine>,
+    listener: std::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let listener = tokio::net::TcpListener::from_std(listener)?;
     tracing::info!("KalamDB listening on http://{}", listener.local_addr()?);
     let app = router(engine.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let orphans = engine.remove_orphan_files().await?;

@@ -30,14 +30,19 @@ pub async fn start(config: impl FnOnce(&mut Config)) -> TestServer {
     let mut cfg = Config::with_data_dir(dir.path());
     config(&mut cfg);
     let engine = Arc::new(Engine::open(cfg).expect("open"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
     let addr = listener.local_addr().expect("addr");
     let app =
         kalamdb::server::router(engine.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    // Served on the engine's query runtime, as `kalamdb serve` does.
+    let host = engine.clone();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        let serving = async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            axum::serve(listener, app).await
+        };
+        let _ = host.host(serving).await;
     });
     TestServer {
         url: format!("http://{addr}"),
