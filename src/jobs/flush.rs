@@ -278,14 +278,15 @@ impl Flush<'_> {
     async fn commit(&mut self, mut file: PendingFile) -> Result<()> {
         let core = self.core;
         let def = self.def;
+        let (path, bytes) = file.writer.finish().await?;
         let seqs = &file.seqs;
         let entry = FileEntry {
             file_id: file.file_id,
             partition: file.partition.clone(),
-            path: String::new(),
+            path,
             rows: file.keys.len() as u64,
             tombstones: file.deleted.iter().filter(|d| **d).count() as u64,
-            bytes: 0,
+            bytes,
             min_seq: crate::ids::from_i64(seqs.iter().copied().min().unwrap_or(0)),
             max_seq: crate::ids::from_i64(seqs.iter().copied().max().unwrap_or(0)),
             schema_version: def.schema_version,
@@ -295,12 +296,6 @@ impl Flush<'_> {
                 .iter_mut()
                 .filter_map(|(id, mm)| Some((*id, mm.as_mut()?.text()?)))
                 .collect(),
-        };
-        let (path, bytes) = file.writer.finish().await?;
-        let entry = FileEntry {
-            path,
-            bytes,
-            ..entry
         };
         let lock = core.table_lock(def.id);
         let guard = lock.lock().await;
