@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::start;
+use common::{start, start_hosted};
 use serde_json::json;
 
 /// A statement that runs until something stops it.
@@ -29,7 +29,8 @@ async fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runaway_query_times_out_while_everyone_else_is_served() {
-    let s = Arc::new(start(|_| {}).await);
+    // Hosted as `kalamdb serve` hosts it: connections share the query runtime's threads.
+    let s = Arc::new(start_hosted(|_| {}).await);
     s.sql("CREATE USER 'other' WITH PASSWORD 'pw'").await;
     let finished = Arc::new(AtomicBool::new(false));
     // Two runaways (one per core), each stopped by its own 3 s deadline.
@@ -74,12 +75,13 @@ async fn a_runaway_query_times_out_while_everyone_else_is_served() {
         );
     }
     assert!(eventually(10, || s.engine.running_statements() == 0).await);
+    Arc::into_inner(s).expect("no other holder").stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_statement_is_cancelled_when_its_client_goes_away() {
     // The default 30 s timeout would keep the statement alive long after the client left.
-    let s = start(|_| {}).await;
+    let s = start_hosted(|_| {}).await;
     let impatient = reqwest::Client::builder()
         .timeout(Duration::from_millis(500))
         .build()
@@ -95,6 +97,7 @@ async fn a_statement_is_cancelled_when_its_client_goes_away() {
         "the statement kept running after its client left"
     );
     assert!(s.healthy().await);
+    s.stop().await;
 }
 
 #[tokio::test]

@@ -21,11 +21,26 @@ pub struct TestServer {
     pub http: reqwest::Client,
     /// The engine behind the server.
     pub engine: Arc<Engine>,
+    /// Ends a hosted server's serving loop ([`start_hosted`]).
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The task waiting for a hosted server's loop.
+    served: Option<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
 
-/// Starts a server whose config `config` may adjust.
+/// Starts a server whose config `config` may adjust, served on the test's runtime.
 pub async fn start(config: impl FnOnce(&mut Config)) -> TestServer {
+    start_with(config, false).await
+}
+
+/// As [`start`], but served on the engine's query runtime as `kalamdb serve` does (statements
+/// run on the thread that received them). End the test with [`TestServer::stop`]: the hosted
+/// loop holds the engine, which owns that runtime, so nothing else ever stops it.
+pub async fn start_hosted(config: impl FnOnce(&mut Config)) -> TestServer {
+    start_with(config, true).await
+}
+
+async fn start_with(config: impl FnOnce(&mut Config), hosted: bool) -> TestServer {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cfg = Config::with_data_dir(dir.path());
     config(&mut cfg);
@@ -35,25 +50,56 @@ pub async fn start(config: impl FnOnce(&mut Config)) -> TestServer {
     let addr = listener.local_addr().expect("addr");
     let app =
         kalamdb::server::router(engine.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    // Served on the engine's query runtime, as `kalamdb serve` does.
-    let host = engine.clone();
-    tokio::spawn(async move {
-        let serving = async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            axum::serve(listener, app).await
-        };
-        let _ = host.host(serving).await;
-    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = async move {
+        let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await;
+    };
+    let served = if hosted {
+        let host = engine.clone();
+        tokio::spawn(async move {
+            let _ = host.host(serving).await;
+        })
+    } else {
+        tokio::spawn(serving)
+    };
     TestServer {
         url: format!("http://{addr}"),
         addr,
         http: reqwest::Client::new(),
         engine,
+        stop: Some(stop),
+        served: Some(served),
         _dir: dir,
     }
 }
 
 impl TestServer {
+    /// Stops the server and waits until its serving loop has ended (and with it every hold
+    /// it had on the engine).
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(served) = self.served.take() {
+            let _ = served.await;
+        }
+        // Connection tasks end with the loop; then this handle is the engine's last, so it
+        // closes (RocksDB included) when the test drops it, not at process exit.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while Arc::strong_count(&self.engine) > 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server still holds the engine after stopping"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
     /// POSTs `body` to `/v1/api/sql`, optionally with Basic credentials.
     pub async fn post_raw(&self, body: &str, auth: Option<(&str, &str)>) -> (u16, Value) {
         let mut req = self
