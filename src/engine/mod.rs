@@ -173,6 +173,13 @@ impl Engine {
         self.runtime.host(service).await
     }
 
+    /// Stops the query runtime: every task on it — statements, a hosted server, its WebSocket
+    /// connections — is dropped, with the handles on this engine they held. A server calls it
+    /// after shutting down, so the engine (and RocksDB) closes before the process exits.
+    pub fn stop_runtime(&self) {
+        self.runtime.stop();
+    }
+
     /// Waits until no flush job is queued or running, polling until `timeout`.
     ///
     /// # Errors

@@ -37,7 +37,10 @@ pub const STACK_BYTES: usize = 64 << 20;
 /// The tokio runtime statements run on. Dropping it stops its tasks without blocking (it may be
 /// dropped inside another runtime, e.g. by a test).
 pub struct QueryRuntime {
-    runtime: Option<tokio::runtime::Runtime>,
+    /// Spawns onto the runtime (tasks spawned after [`QueryRuntime::stop`] are cancelled).
+    handle: tokio::runtime::Handle,
+    /// The runtime itself, until stopped.
+    runtime: std::sync::Mutex<Option<tokio::runtime::Runtime>>,
     running: Arc<AtomicUsize>,
     /// Marks this runtime's threads ([`ON_RUNTIME`]).
     id: u64,
@@ -79,7 +82,8 @@ impl QueryRuntime {
             .build()
             .map_err(|e| Error::Internal(format!("cannot start the query runtime: {e}")))?;
         Ok(QueryRuntime {
-            runtime: Some(runtime),
+            handle: runtime.handle().clone(),
+            runtime: std::sync::Mutex::new(Some(runtime)),
             running: Arc::default(),
             id,
         })
@@ -95,17 +99,13 @@ impl QueryRuntime {
         &self,
         work: impl Future<Output = Result<T>> + Send + 'static,
     ) -> Result<T> {
-        let runtime = self
-            .runtime
-            .as_ref()
-            .ok_or_else(|| Error::Internal("the query runtime has stopped".into()))?;
         let running = RunningGuard::new(self.running.clone());
         if ON_RUNTIME.with(|r| r.get()) == self.id {
             let outcome = std::panic::AssertUnwindSafe(work).catch_unwind().await;
             drop(running);
             return outcome.unwrap_or_else(|_| Err(panicked()));
         }
-        let task = AbortOnDrop(runtime.spawn(async move {
+        let task = AbortOnDrop(self.handle.spawn(async move {
             let _running = running;
             work.await
         }));
@@ -126,11 +126,7 @@ impl QueryRuntime {
         &self,
         service: impl Future<Output = T> + Send + 'static,
     ) -> Result<T> {
-        let runtime = self
-            .runtime
-            .as_ref()
-            .ok_or_else(|| Error::Internal("the query runtime has stopped".into()))?;
-        AbortOnDrop(runtime.spawn(service))
+        AbortOnDrop(self.handle.spawn(service))
             .await
             .map_err(|e| Error::Internal(format!("the server task ended: {e}")))
     }
@@ -141,11 +137,24 @@ impl QueryRuntime {
     }
 }
 
-impl Drop for QueryRuntime {
-    fn drop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
+impl QueryRuntime {
+    /// Stops the runtime without waiting: every task on it (statements, hosted servers, their
+    /// connections) is dropped at its next yield, and later work is refused as cancelled.
+    pub fn stop(&self) {
+        let taken = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(rt) = taken {
             rt.shutdown_background();
         }
+    }
+}
+
+impl Drop for QueryRuntime {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -260,6 +269,32 @@ mod tests {
             .await
             .unwrap();
         assert_ne!(there, std::thread::current().id());
+        // Stopped: a hosted loop ends (its holds dropped) and later work is refused.
+        let held = Arc::new(());
+        let hold = held.clone();
+        let host = rt.clone();
+        let hosted = tokio::spawn(async move {
+            host.host(async move {
+                let _hold = hold;
+                std::future::pending::<()>().await
+            })
+            .await
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while Arc::strong_count(&held) < 2 {
+            assert!(std::time::Instant::now() < deadline, "never hosted");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        rt.stop();
+        assert!(hosted.await.unwrap().is_err());
+        while Arc::strong_count(&held) > 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the hosted task kept its hold"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(rt.run(async { Ok(()) }).await.is_err());
     }
 
     #[tokio::test]

@@ -333,10 +333,19 @@ pub async fn serve(
     let listener = std::net::TcpListener::bind(bind)
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .map_err(|e| Error::Internal(format!("cannot bind {bind}: {e}")))?;
-    engine
+    let served = engine
         .clone()
-        .host(serve_here(engine, listener, shutdown))
-        .await?
+        .host(serve_here(engine.clone(), listener, shutdown))
+        .await;
+    // WebSocket connections still running on the query runtime hold the engine, which owns
+    // that runtime: stop it, then wait (bounded) for them to let go, so the engine and RocksDB
+    // close here rather than racing the process exit.
+    engine.stop_runtime();
+    let deadline = crate::ids::deadline(std::time::Duration::from_secs(5));
+    while Arc::strong_count(&engine) > 1 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    served?
 }
 
 /// The body of [`serve`], on the engine's query runtime (connections, and so statements, are
