@@ -175,21 +175,9 @@ impl Store {
         cf: &str,
         from: &[u8],
         to: &[u8],
-        mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+        f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
-        let h = self.cf(cf)?;
-        let iter = self.db.iterator_cf_opt(
-            h,
-            Self::read_opts(None),
-            IteratorMode::From(from, Direction::Forward),
-        );
-        for item in iter {
-            let (k, v) = item?;
-            if k.as_ref() > to || !f(&k, &v)? {
-                break;
-            }
-        }
-        Ok(())
+        self.walk(None, cf, from, |k| k <= to, f)
     }
 
     fn for_each_prefix_at(
@@ -197,17 +185,30 @@ impl Store {
         snapshot: Option<&Snapshot<'_>>,
         cf: &str,
         prefix: &[u8],
+        f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        self.walk(snapshot, cf, prefix, |k| k.starts_with(prefix), f)
+    }
+
+    /// Calls `f(key, value)` for the keys of `cf` from `from` on, in key order, while `within`
+    /// holds and `f` returns `Ok(true)`.
+    fn walk(
+        &self,
+        snapshot: Option<&Snapshot<'_>>,
+        cf: &str,
+        from: &[u8],
+        within: impl Fn(&[u8]) -> bool,
         mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
         let h = self.cf(cf)?;
         let iter = self.db.iterator_cf_opt(
             h,
             Self::read_opts(snapshot),
-            IteratorMode::From(prefix, Direction::Forward),
+            IteratorMode::From(from, Direction::Forward),
         );
         for item in iter {
             let (k, v) = item?;
-            if !k.starts_with(prefix) || !f(&k, &v)? {
+            if !within(&k) || !f(&k, &v)? {
                 break;
             }
         }
