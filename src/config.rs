@@ -467,6 +467,29 @@ mod tests {
         assert!(c.validate().is_ok());
         let bad = c.apply_env(|k| (k == "KALAMDB_MAX_RESULT_ROWS").then(|| "-5".into()));
         assert_eq!(bad.unwrap_err().code(), "INVALID_PARAMETER");
+        // Flush file sizes: at least 1, and rows within the index's u32 row numbers.
+        for (rows, bytes, ok) in [
+            (0, 1, false),
+            (1, 0, false),
+            (1, 1, true),
+            (u64::from(u32::MAX), u64::MAX, true),
+            (u64::from(u32::MAX) + 1, 1, false),
+        ] {
+            let c = Config {
+                flush_file_rows: rows,
+                flush_file_bytes: bytes,
+                ..Config::default()
+            };
+            assert_eq!(c.validate().is_ok(), ok, "rows {rows}, bytes {bytes}");
+        }
+        let mut c = Config::default();
+        let env = |k: &str| match k {
+            "KALAMDB_FLUSH_FILE_ROWS" => Some("1000".to_string()),
+            "KALAMDB_FLUSH_FILE_BYTES" => Some("-1".to_string()),
+            _ => None,
+        };
+        assert_eq!(c.apply_env(env).unwrap_err().code(), "INVALID_PARAMETER");
+        assert_eq!(c.flush_file_rows, 1000);
     }
 
     #[test]
