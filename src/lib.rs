@@ -41,6 +41,7 @@ pub mod functions;
 pub mod ids;
 pub mod jobs;
 pub mod live;
+pub mod locks;
 pub mod process;
 pub mod query;
 pub mod result;

@@ -1,6 +1,6 @@
 //! The shared state of one open data directory ([`Core`]): the RocksDB store, the catalog, the
 //! users and their login tokens, the job registry, the live-query registry, the cold store, the
-//! configuration, and the per-table write locks.
+//! configuration, and the write locks ([`crate::locks`]).
 //! Everything above it (table providers, jobs, the query bridge, the engine) holds an
 //! `Arc<Core>`.
 //!
@@ -16,9 +16,10 @@ use crate::auth::Users;
 use crate::auth::token::Tokens;
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::jobs::registry::Jobs;
 use crate::live::LiveRegistry;
+use crate::locks::WriteLocks;
 use crate::storage::cold::ColdStore;
 use crate::storage::{Batch, CF_META, Store};
 
@@ -47,7 +48,8 @@ pub struct Core {
     /// Hot rows inserted per (table id, partition) since its last flush, for the ROWS policy;
     /// counted from storage on first use after start-up.
     pub(crate) hot_counts: Mutex<HashMap<(u64, String), u64>>,
-    locks: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
+    /// The write locks of tables and their partitions.
+    pub(crate) locks: WriteLocks,
 }
 
 impl std::fmt::Debug for Core {
@@ -59,16 +61,11 @@ impl std::fmt::Debug for Core {
 }
 
 impl Core {
-    /// The write lock of one table, held across a write's read-check-write and a whole flush
-    /// (an async lock: it is held across cold-file reads).
-    pub(crate) fn table_lock(&self, table_id: u64) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        locks.entry(table_id).or_default().clone()
-    }
-
     /// Adds the `_seq` high-water mark to a write batch (monotonicity across restarts).
     pub(crate) fn record_seq(&self, b: &mut Batch, seq: u64) {
-        b.put(&self.store, CF_META, SEQ_HWM_KEY, &seq.to_le_bytes());
+        // Writers of different partitions commit concurrently, not in `_seq` order: the
+        // mark keeps the largest.
+        b.put_max_u64(&self.store, SEQ_HWM_KEY, seq);
     }
 
     /// The base directory of the `local` storage (`<data_dir>/storage`).
@@ -83,19 +80,14 @@ impl Core {
     /// store and the job registry.
     ///
     /// # Errors
-    /// [`Error::Internal`] when the directory cannot be opened (e.g. locked by another process)
+    /// [`crate::error::Error::Internal`] when the directory cannot be opened (e.g. locked by another process)
     /// or a stored record is unreadable.
     pub fn open(config: Config) -> Result<Core> {
         let store = Arc::new(Store::open(
             &config.data_dir.join("rocksdb"),
             config.sync_writes,
         )?);
-        if let Some(v) = store.get(CF_META, SEQ_HWM_KEY)? {
-            let hwm = u64::from_le_bytes(
-                v.as_slice()
-                    .try_into()
-                    .map_err(|_| Error::Internal("bad _seq high-water mark".into()))?,
-            );
+        if let Some(hwm) = store.get_u64(SEQ_HWM_KEY)? {
             crate::ids::observe(hwm);
         }
         let created_at = match store.get(CF_META, b"ctr/created_at")? {
@@ -128,7 +120,7 @@ impl Core {
             cold,
             jobs,
             hot_counts: Mutex::default(),
-            locks: Mutex::default(),
+            locks: WriteLocks::default(),
         })
     }
 }

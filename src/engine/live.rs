@@ -2,7 +2,7 @@
 //!
 //! A `subscribe` is planned like any SELECT (through the bridge, as the subscriber's session,
 //! so it reads only that user's partition of a USER/STREAM table), registered under the
-//! table's write lock in the same hold that opens its initial-data snapshot, answered with
+//! partition's write lock in the same hold that opens its initial-data snapshot, answered with
 //! `subscription_ack` and the `initial_data_batch` messages, and then switched live
 //! (docs/live-queries.md gives the guarantees this order buys).
 //!

@@ -53,8 +53,7 @@ pub async fn evict_expired_stream_rows(core: &Core, now_ms: i64) -> Result<u64> 
             continue;
         };
         let cutoff = crate::ids::cutoff_seq(now_ms, ttl);
-        let lock = core.table_lock(t.id);
-        let _guard = lock.lock().await;
+        let _guard = core.locks.table(t.id).await;
         let mut b = Batch::default();
         core.store
             .for_each_prefix(CF_ROWS, &keys::table_range(t.id).0, |k, v| {

@@ -20,6 +20,8 @@ mod tables;
 #[cfg(test)]
 mod tests;
 mod users;
+#[cfg(test)]
+mod write_lock_tests;
 
 use std::sync::Arc;
 

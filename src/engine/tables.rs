@@ -363,11 +363,10 @@ pub async fn drop(
 }
 
 /// Deletes a table: rows, definition, manifest, index and deletion vectors in one atomic
-/// batch (under the table lock, so no flush is mid-way), then its Parquet files.
+/// batch (holding the table lock exclusively, so no write or flush commit is mid-way), then its Parquet files.
 /// Returns `(files deleted, bytes freed)`.
 pub async fn drop_data(core: &Core, t: &TableDef) -> Result<(u64, u64)> {
-    let lock = core.table_lock(t.id);
-    let _guard = lock.lock().await;
+    let _guard = core.locks.table(t.id).await;
     let files = {
         let view = core.store.view();
         cold::manifest(&view, t.id, None)?

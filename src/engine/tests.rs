@@ -81,14 +81,14 @@ async fn cold_files(e: &Engine) -> Vec<String> {
     listed.into_iter().map(|(p, _)| p).collect()
 }
 
-async fn open_with(sql: &str) -> (tempfile::TempDir, Engine) {
+pub(super) async fn open_with(sql: &str) -> (tempfile::TempDir, Engine) {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(Config::with_data_dir(dir.path())).unwrap();
     engine.execute(sql, &Session::root()).await.unwrap();
     (dir, engine)
 }
 
-async fn rows(engine: &Engine, sql: &str) -> Vec<Vec<serde_json::Value>> {
+pub(super) async fn rows(engine: &Engine, sql: &str) -> Vec<Vec<serde_json::Value>> {
     engine
         .execute(sql, &Session::root())
         .await
@@ -203,8 +203,7 @@ async fn second_flush_names_the_running_job_and_kill_cancels_it() {
     )
     .await;
     let def = e.exec.core.catalog.table("k", "t").unwrap();
-    let lock = e.exec.core.table_lock(def.id);
-    let guard = lock.lock().await; // the job starts but cannot flush yet
+    let guard = e.exec.core.locks.table(def.id).await; // the job starts but cannot flush yet
     let first = message(&e, "FLUSH TABLE k.t").await;
     let id = first.rsplit(' ').next().unwrap().to_string();
     let second = message(&e, "STORAGE FLUSH TABLE k.t").await;
@@ -504,8 +503,7 @@ async fn rows_rewritten_during_a_flush_stay_hot_and_win() {
     )
     .await;
     let def = e.exec.core.catalog.table("w", "t").unwrap();
-    let lock = e.exec.core.table_lock(def.id);
-    let guard = lock.lock().await;
+    let guard = e.exec.core.locks.table(def.id).await;
     e.execute("FLUSH TABLE w.t", &Session::root())
         .await
         .unwrap();

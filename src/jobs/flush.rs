@@ -5,7 +5,7 @@
 //! 1. stream the partition's hot rows (tombstones included) from one snapshot into the file,
 //!    written under a temporary name, fsynced, renamed (`flush:after_write`,
 //!    `flush:after_rename`); writers are not blocked meanwhile;
-//! 2. under the table's write lock, commit ONE RocksDB batch: the manifest entry, a primary-key
+//! 2. under the partition's write lock, commit ONE RocksDB batch: the manifest entry, a primary-key
 //!    index entry per row still unchanged since the snapshot, and the deletion of exactly those
 //!    hot rows; rows rewritten meanwhile stay hot and enter the new file's deletion vector
 //!    (`flush:after_commit`).
@@ -269,7 +269,7 @@ impl Flush<'_> {
         })
     }
 
-    /// Completes `file` and commits it: under the table's write lock, ONE RocksDB batch with
+    /// Completes `file` and commits it: under the partition's write lock, ONE RocksDB batch with
     /// the manifest entry, a primary-key index entry per row still unchanged since the
     /// snapshot, and the deletion of exactly those hot rows. Writers were free while the file
     /// was written, so a row may have a newer hot version by now: such rows stay hot and
@@ -297,8 +297,7 @@ impl Flush<'_> {
                 .filter_map(|(id, mm)| Some((*id, mm.as_mut()?.text()?)))
                 .collect(),
         };
-        let lock = core.table_lock(def.id);
-        let guard = lock.lock().await;
+        let guard = core.locks.partition(def.id, &file.partition).await;
         if self.cancel.load(Ordering::SeqCst) {
             // Killed while writing: this file commits nothing and is discarded.
             drop(guard);
@@ -368,7 +367,7 @@ impl Flush<'_> {
 
 /// The current `_seq` of the hot version of each of `keys` (sorted, distinct: one file's keys),
 /// None where there is none: one walk over the keys' range instead of a lookup per key, so the
-/// table's write lock is held for less time (writers wait on it during the commit).
+/// partition's write lock is held for less time (writers wait on it during the commit).
 fn current_seqs(store: &Store, keys: &[Box<[u8]>]) -> Result<Vec<Option<u64>>> {
     let mut out = vec![None; keys.len()];
     let (Some(first), Some(last)) = (keys.first(), keys.last()) else {
@@ -504,8 +503,7 @@ pub async fn purge_tombstones(core: &Core, def: &TableDef, now_ms: i64) -> Resul
         return Ok(0);
     };
     let cutoff = crate::ids::cutoff_seq(now_ms, retention);
-    let lock = core.table_lock(def.id);
-    let _guard = lock.lock().await;
+    let _guard = core.locks.table(def.id).await;
     let mut b = Batch::default();
     let mut purged = 0u64;
     let (prefix, _) = keys::table_range(def.id);

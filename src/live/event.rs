@@ -1,5 +1,5 @@
 //! Change events: what the write path hands to the live-query registry once a statement's
-//! RocksDB batch has committed, still under the table's write lock (so events of one table
+//! RocksDB batch has committed, still under the partition's write lock (so events of one partition
 //! arrive in `_seq` order). One event per statement and kind: an INSERT of 500 rows is one
 //! insert event of 500 rows.
 //!

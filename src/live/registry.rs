@@ -194,8 +194,8 @@ impl LiveRegistry {
         !routes.is_empty() && routes.contains_key(&(table_id, partition.to_string()))
     }
 
-    /// Adds `sub` to the routes. The caller holds the table's write lock, so no write of the
-    /// table is between its commit and its publication.
+    /// Adds `sub` to the routes. The caller holds the partition's write lock, so no write of the
+    /// partition is between its commit and its publication.
     ///
     /// # Errors
     /// As [`LiveRegistry::check_new`] (another subscribe may have raced this one).

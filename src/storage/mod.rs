@@ -60,6 +60,14 @@ impl Batch {
         }
     }
 
+    /// Raises the little-endian `u64` under `key` in [`CF_META`] to at least `value`: batches
+    /// committed in any order leave the largest value (a RocksDB merge operator of `meta`).
+    pub fn put_max_u64(&mut self, store: &Store, key: &[u8], value: u64) {
+        if let Some(h) = store.db.cf_handle(CF_META) {
+            self.inner.merge_cf(h, key, value.to_le_bytes());
+        }
+    }
+
     /// Deletes `key` in column family `cf`.
     pub fn delete(&mut self, store: &Store, cf: &str, key: &[u8]) {
         if let Some(h) = store.db.cf_handle(cf) {
@@ -95,9 +103,29 @@ impl Store {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
-        let cfs = [CF_META, CF_ROWS].map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
+        let mut meta = Options::default();
+        meta.set_merge_operator_associative("kalamdb_max_u64", max_u64_merge);
+        let cfs = [
+            ColumnFamilyDescriptor::new(CF_META, meta),
+            ColumnFamilyDescriptor::new(CF_ROWS, Options::default()),
+        ];
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
         Ok(Store { db, sync_writes })
+    }
+
+    /// Reads a little-endian `u64` written by [`Batch::put_max_u64`] (or a plain put).
+    ///
+    /// # Errors
+    /// [`Error::Internal`] when the stored value is not 8 bytes; storage failures.
+    pub fn get_u64(&self, key: &[u8]) -> Result<Option<u64>> {
+        self.get(CF_META, key)?
+            .map(|v| {
+                v.as_slice()
+                    .try_into()
+                    .map(u64::from_le_bytes)
+                    .map_err(|_| Error::Internal(format!("bad u64 under {key:?}")))
+            })
+            .transpose()
     }
 
     /// Applies `batch` atomically; durable against a process crash once this returns
@@ -269,5 +297,61 @@ impl View<'_> {
     ) -> Result<()> {
         self.store
             .for_each_prefix_at(Some(&self.snapshot), cf, prefix, f)
+    }
+}
+/// The merge of [`Batch::put_max_u64`]: the largest of the stored value and the operands, each
+/// a little-endian `u64` (values of another length count as 0, so the merge never fails).
+fn max_u64_merge(
+    _key: &[u8],
+    existing: Option<&[u8]>,
+    operands: &rocksdb::MergeOperands,
+) -> Option<Vec<u8>> {
+    let read = |v: &[u8]| <[u8; 8]>::try_from(v).map(u64::from_le_bytes).unwrap_or(0);
+    let max = existing
+        .into_iter()
+        .chain(operands)
+        .map(read)
+        .max()
+        .unwrap_or(0);
+    Some(max.to_le_bytes().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_max_u64_keeps_the_largest_value_in_any_commit_order_and_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = b"ctr/test";
+        {
+            let store = Store::open(dir.path(), false).unwrap();
+            assert_eq!(store.get_u64(key).unwrap(), None);
+            // A plain put of an older format, then merges committed out of order.
+            store.put_meta_raw(key, &7u64.to_le_bytes());
+            for v in [40u64, 12, 39, 5] {
+                let mut b = Batch::default();
+                b.put_max_u64(&store, key, v);
+                store.write(b).unwrap();
+            }
+            assert_eq!(store.get_u64(key).unwrap(), Some(40));
+            let mut b = Batch::default();
+            b.put_max_u64(&store, key, u64::MAX);
+            b.put_max_u64(&store, key, 1);
+            store.write(b).unwrap();
+            assert_eq!(store.get_u64(key).unwrap(), Some(u64::MAX));
+        }
+        let store = Store::open(dir.path(), false).unwrap();
+        assert_eq!(store.get_u64(key).unwrap(), Some(u64::MAX));
+        store.put_meta_raw(b"ctr/short", b"abc");
+        assert!(store.get_u64(b"ctr/short").is_err());
+    }
+
+    impl Store {
+        fn put_meta_raw(&self, key: &[u8], value: &[u8]) {
+            let mut b = Batch::default();
+            b.put(self, CF_META, key, value);
+            self.write(b).unwrap();
+        }
     }
 }

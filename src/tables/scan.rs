@@ -252,7 +252,7 @@ impl KalamTable {
         self.read_cold(hot, files, columns, include_deleted).await
     }
 
-    /// A live query's initial data: takes the table's write lock, runs `register` (which adds
+    /// A live query's initial data: takes the partition's write lock, runs `register` (which adds
     /// the subscription to the live routes) and opens the snapshot in the same hold, then reads
     /// every column of the partition. Every write committed before the snapshot is in the rows;
     /// every later one reaches the registered subscription as a change: none is missed or seen
@@ -268,7 +268,11 @@ impl KalamTable {
     ) -> Result<(R, PartitionRows)> {
         let all: Vec<usize> = (0..self.def.arrow_schema(true).fields().len()).collect();
         let (registered, (hot, files)) = {
-            let _guard = self.core.table_lock(self.def.id).lock_owned().await;
+            let _guard = self
+                .core
+                .locks
+                .partition(self.def.id, self.partition())
+                .await;
             let registered = register(&self.def)?;
             (registered, self.read_snapshot(&all, include_deleted)?)
         };

@@ -1,5 +1,5 @@
 //! The write path of [`KalamTable`]: INSERT, UPDATE and DELETE as one atomic RocksDB batch under
-//! the table's write lock, with primary-key uniqueness over hot and cold rows, the primary-key
+//! the partition's write lock, with primary-key uniqueness over hot and cold rows, the primary-key
 //! index and the deletion vectors kept in the same batch (see `storage::cold` for the
 //! one-place invariant), NOT NULL and JSON checks, the ROWS flush policy and STREAM
 //! BUFFER_SIZE eviction.
@@ -10,6 +10,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use crate::locks::PartitionGuard;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
@@ -19,7 +20,6 @@ use datafusion::common::DFSchema;
 use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::physical_expr::PhysicalExpr;
-use tokio::sync::OwnedMutexGuard;
 
 use crate::catalog::{ColumnDef, SEQ, SqlType, TableType};
 use crate::control::StatementControl;
@@ -157,7 +157,7 @@ impl KalamTable {
     }
 
     /// A [`ChangeBuilder`] of `kind` when a live query listens to this partition (checked
-    /// under the table's write lock, which subscribing also takes), else None.
+    /// under the partition's write lock, which subscribing also takes), else None.
     fn change(&self, kind: ChangeKind) -> Option<ChangeBuilder> {
         self.core
             .live
@@ -273,8 +273,11 @@ impl KalamTable {
         batches: &[RecordBatch],
         control: &StatementControl,
     ) -> Result<u64> {
-        let lock = self.core.table_lock(self.def.id);
-        let _guard = lock.lock().await;
+        let _guard = self
+            .core
+            .locks
+            .partition(self.def.id, self.partition())
+            .await;
         let pk = self.def.primary_key();
         let mut wb = Batch::default();
         let mut dv = HashMap::new();
@@ -434,15 +437,19 @@ impl KalamTable {
         point_keys(self, &split_conjunction(&p))
     }
 
-    /// Takes the table's write lock, then reads the live rows of the partition with every
+    /// Takes the partition's write lock, then reads the live rows of the partition with every
     /// column (user and system): the snapshot an UPDATE or DELETE rewrites — all of them, or
     /// only those under `keys` when the WHERE pins the primary key. The lock is held until the
     /// returned guard drops, so no other write lands between the read and the commit.
     async fn lock_and_read(
         &self,
         keys: Option<&[Vec<u8>]>,
-    ) -> Result<(OwnedMutexGuard<()>, PartitionRows)> {
-        let guard = self.core.table_lock(self.def.id).lock_owned().await;
+    ) -> Result<(PartitionGuard, PartitionRows)> {
+        let guard = self
+            .core
+            .locks
+            .partition(self.def.id, self.partition())
+            .await;
         let all: Vec<usize> = (0..self.def.arrow_schema(true).fields().len()).collect();
         let rows = match keys {
             Some(keys) => self.read_keys(&all, keys, false).await?,
