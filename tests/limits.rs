@@ -155,6 +155,37 @@ async fn null_and_out_of_range_parameters() {
             [2, "b", "9223372036854775807"]
         ])
     );
+    // A value that does not convert to its column's type is refused, not stored as NULL.
+    for (sql, params) in [
+        (
+            "INSERT INTO p.t (id, b) VALUES ($1, $2)",
+            json!([3, "text"]),
+        ),
+        (
+            "INSERT INTO p.t (id, b) VALUES ($1, $2)",
+            json!([3000000000_i64, 1]),
+        ),
+        ("UPDATE p.t SET b = $1 WHERE id = 1", json!(["text"])),
+        (
+            "UPDATE p.t SET id = $1 WHERE id = 1",
+            json!([3000000000_i64]),
+        ),
+    ] {
+        let body = json!({"sql": sql, "params": params}).to_string();
+        let (status, body) = s.post_raw(&body, None).await;
+        assert_eq!(status, 400, "{sql} {params}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with("Cast error"), "{sql} {params}: {body}");
+    }
+    let (_, body) = s.sql("SELECT id, x, b FROM p.t ORDER BY id").await;
+    assert_eq!(
+        body["results"][0]["rows"],
+        json!([
+            [1, "a", "-9223372036854775808"],
+            [2, "b", "9223372036854775807"]
+        ]),
+        "nothing changed"
+    );
     // Deeply nested JSON is a clean 400.
     let nested = format!(
         "{{\"sql\": \"SELECT 1\", \"params\": [{}1{}]}}",

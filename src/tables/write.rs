@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::locks::PartitionGuard;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::compute::{CastOptions, cast, cast_with_options};
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::catalog::Session as DfSession;
@@ -240,7 +240,7 @@ impl KalamTable {
                 let a = batch.column_by_name(&c.name).ok_or_else(|| {
                     Error::Internal(format!("insert input lacks column {}", c.name))
                 })?;
-                Ok(cast(a, &c.sql_type.arrow_type())?)
+                strict_cast(a, &c.sql_type.arrow_type())
             })
             .collect()
     }
@@ -492,7 +492,7 @@ impl KalamTable {
                     return Err(Error::Internal("UPDATE of an unknown column".into()));
                 };
                 let v = expr.evaluate(batch)?.into_array(batch.num_rows())?;
-                *slot = cast(&v, &c.sql_type.arrow_type())?;
+                *slot = strict_cast(&v, &c.sql_type.arrow_type())?;
             }
             for row in matching {
                 self.check_row(&arrays, row)?;
@@ -612,4 +612,16 @@ impl KalamTable {
         let predicate = strip_qualifiers(predicate)?;
         Ok(Some(state.create_physical_expr(predicate, &df_schema)?))
     }
+}
+
+/// Converts written values to their column's type, failing on a value that does not convert
+/// (`'text'` or `300` for a SMALLINT column) instead of storing NULL, as PostgreSQL does. Arrow's
+/// plain `cast` turns such values into NULL; a parameter bound to an untyped placeholder
+/// (`VALUES ($1)`) reaches the write path with its JSON type, so this is where it is checked.
+fn strict_cast(array: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
+    let options = CastOptions {
+        safe: false,
+        ..CastOptions::default()
+    };
+    Ok(cast_with_options(array, to, &options)?)
 }
