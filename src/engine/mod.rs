@@ -16,6 +16,8 @@ mod admin;
 mod live;
 mod maintenance;
 mod namespaces;
+#[cfg(test)]
+mod plan_reuse_tests;
 mod tables;
 #[cfg(test)]
 mod tests;

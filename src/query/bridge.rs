@@ -33,6 +33,7 @@ use futures::StreamExt;
 
 use super::catalog::{CATALOG_NAME, RequestCatalog};
 use super::guard::{self, PlanKind};
+use super::plans::{PlanCache, PlanKey};
 
 use super::{bounded, checked, coop, dml};
 use crate::catalog::{ColumnDef, is_system_column};
@@ -51,6 +52,8 @@ pub struct Bridge {
     /// Disk manager, caches and object stores shared by every statement; each statement gets
     /// its own memory pool on top (`statement_memory_bytes`).
     base_runtime_env: Arc<RuntimeEnv>,
+    /// Plans of parameterised statements, reused across runs ([`plans`]).
+    plans: PlanCache,
 }
 
 impl std::fmt::Debug for Bridge {
@@ -92,6 +95,7 @@ impl Bridge {
             core,
             base_state,
             base_runtime_env,
+            plans: PlanCache::default(),
         })
     }
 
@@ -160,19 +164,26 @@ impl Bridge {
         limits: &Limits,
         control: &Arc<StatementControl>,
     ) -> Result<QueryResult> {
-        let state = self.state(session, mentions_system_columns(toks), control.clone())?;
-        let sql = &normalize_current_user(sql, toks);
-        let mut statement = state.sql_to_statement(sql, &datafusion::config::Dialect::Generic)?;
-        guard::check_ast(&statement)?;
-        super::checked::exact_integer_literals(&mut statement)?;
-        self.rewrite_insert_defaults(&mut statement, session)?;
-        let plan = state.statement_to_plan(statement).await?;
+        let with_system_columns = mentions_system_columns(toks);
+        let state = self.state(session, with_system_columns, control.clone())?;
+        let key = PlanKey::new(sql, session, !params.is_empty(), with_system_columns);
+        let kept = key
+            .as_ref()
+            .and_then(|k| self.plans.get(k, &self.core.catalog));
+        let (plan, keep) = match kept {
+            Some(plan) => (plan, None),
+            None => (self.plan(&state, sql, toks, session).await?, key),
+        };
+        let unbound = keep.is_some().then(|| plan.clone());
         let plan = if params.is_empty() {
             plan
         } else {
             plan.with_param_values(ParamValues::from(params.to_vec()))?
         };
         let kind = guard::classify(&plan)?;
+        if let (Some(key), Some(unbound)) = (keep, unbound) {
+            self.plans.insert(key, &unbound);
+        }
         match kind {
             PlanKind::Update | PlanKind::Delete => self.execute_dml(&state, plan, control).await,
             PlanKind::Query | PlanKind::Insert => {
@@ -193,6 +204,27 @@ impl Bridge {
                 }
             }
         }
+    }
+
+    /// Parses, checks ([`guard::check_ast`]), rewrites and plans `sql` (placeholders unbound).
+    async fn plan(
+        &self,
+        state: &SessionState,
+        sql: &str,
+        toks: &[Tok],
+        session: &Session,
+    ) -> Result<LogicalPlan> {
+        let sql = &normalize_current_user(sql, toks);
+        let mut statement = state.sql_to_statement(sql, &datafusion::config::Dialect::Generic)?;
+        guard::check_ast(&statement)?;
+        super::checked::exact_integer_literals(&mut statement)?;
+        self.rewrite_insert_defaults(&mut statement, session)?;
+        Ok(state.statement_to_plan(statement).await?)
+    }
+
+    /// How often a parameterised statement's plan was reused: `(hits, misses)`.
+    pub fn plan_cache_stats(&self) -> (u64, u64) {
+        self.plans.stats()
     }
 
     /// UPDATE/DELETE: analyze (type coercion, no optimization), take the exact predicate and

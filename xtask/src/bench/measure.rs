@@ -32,10 +32,15 @@ impl Http {
 
     /// Runs `sql`; the response body, or the server's error.
     pub async fn sql(&self, sql: &str) -> Res<Value> {
+        self.sql_with(sql, &[]).await
+    }
+
+    /// Runs `sql` with `params` bound to `$1, $2, …`; the response body, or the server's error.
+    pub async fn sql_with(&self, sql: &str, params: &[Value]) -> Res<Value> {
         let resp = self
             .client
             .post(format!("{}/v1/api/sql", self.url))
-            .json(&serde_json::json!({ "sql": sql }))
+            .json(&serde_json::json!({ "sql": sql, "params": params }))
             .send()
             .await
             .map_err(|e| format!("{sql}: {e}"))?;
