@@ -9,6 +9,7 @@ mod chart;
 mod live;
 mod measure;
 mod postgres;
+mod writers;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -354,25 +355,9 @@ async fn measure_all(binary: &Path, options: &Options) -> Res<Vec<Figure>> {
     .await?;
     figures.push(Figure::value("single-row INSERT, 10 clients", insert10, "/s").target(">= 20K/s"));
     // A USER table's writers are per user: ten users' partitions take ten write locks.
-    for u in 0..10 {
-        http.sql(&format!(
-            "CREATE USER 'bench{u}' WITH PASSWORD 'bench-password' ROLE user"
-        ))
-        .await?;
-    }
-    let http10 = http.clone();
-    let insert10_users = throughput(10, per_client, move |c, i| {
-        let http = http10.clone();
-        async move {
-            let id = base + c * 1_000_000 + i;
-            http.sql(&format!(
-                "EXECUTE AS USER 'bench{c}' (INSERT INTO bench.w VALUES ({id}, 'value {id}'))"
-            ))
-            .await
-            .map(drop)
-        }
-    })
-    .await?;
+    writers::create_users(&http).await?;
+    let insert10_users =
+        writers::inserts_per_sec(&http, "bench.w", true, per_client, 30_000_000).await?;
     figures.push(
         Figure::value(
             "single-row INSERT, 10 clients as 10 users (EXECUTE AS USER)",
@@ -398,6 +383,17 @@ async fn measure_all(binary: &Path, options: &Options) -> Res<Vec<Figure>> {
             "rows/s",
         )
         .target(">= 150K rows/s"),
+    );
+
+    println!("bench: INSERT with sync_writes (a second server)");
+    figures.extend(
+        writers::with_sync_writes(
+            binary,
+            &dir.path().join("sync"),
+            samples / 3,
+            per_client / 2,
+        )
+        .await?,
     );
 
     println!("bench: primary-key lookups on {sizes:?} hot rows");
