@@ -13,6 +13,8 @@
 //! the shared state, `jobs/`, `live/` and `query/`. Never `server/`, `client`, `slt` or the binaries.
 
 mod admin;
+#[cfg(test)]
+mod cold_read_tests;
 mod live;
 mod maintenance;
 mod namespaces;

@@ -25,7 +25,8 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::parquet::{
-    CachedParquetFileReaderFactory, ParquetFileReaderFactory,
+    CachedParquetFileReaderFactory, PagePruningAccessPlanFilter, ParquetAccessPlan,
+    ParquetFileMetrics, ParquetFileReaderFactory, RowGroupAccess,
 };
 use datafusion::execution::cache::cache_manager::FileMetadataCache;
 use datafusion::execution::cache::default_cache::DefaultCache;
@@ -33,7 +34,7 @@ use datafusion::parquet::arrow::AsyncArrowWriter;
 use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::{
-    ArrowReaderBuilder, ArrowReaderOptions, RowSelection,
+    ArrowReaderBuilder, ArrowReaderOptions, RowSelection, RowSelector,
 };
 use datafusion::parquet::arrow::async_reader::AsyncFileReader;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
@@ -48,7 +49,10 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+
+mod read;
 use crate::storage::{Batch, CF_META, Store, View};
+pub use read::{ColdStream, RowChoice};
 
 /// Column name of the row key in cold files.
 pub const KEY_COLUMN: &str = "_key";
@@ -486,103 +490,9 @@ impl ColdFileWriter {
     }
 }
 
-/// Points `builder` at the named columns that exist in the file and, when `rows` (sorted row
-/// numbers) is given, at only those rows: the reader then skips the pages that hold none of
-/// them. Returns the builder and, per requested name, its index in the batches it will
-/// produce (None if the file lacks the column).
-fn select<T>(
-    builder: ArrowReaderBuilder<T>,
-    names: &[&str],
-    rows: Option<&[u32]>,
-) -> Result<(ArrowReaderBuilder<T>, Vec<Option<usize>>)> {
-    let file_schema = builder.schema().clone();
-    let mut roots: Vec<usize> = names
-        .iter()
-        .filter_map(|n| file_schema.index_of(n).ok())
-        .collect();
-    roots.sort_unstable();
-    roots.dedup();
-    let mask = ProjectionMask::roots(builder.parquet_schema(), roots.clone());
-    let mut builder = builder.with_projection(mask);
-    if let Some(rows) = rows {
-        let total = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
-        if let Some(r) = rows
-            .iter()
-            .find(|&&r| usize::try_from(r).map_or(true, |r| r >= total))
-        {
-            return Err(Error::Internal(format!(
-                "row {r} asked of a Parquet file of {total} rows"
-            )));
-        }
-        let ranges = rows
-            .iter()
-            .filter_map(|&r| usize::try_from(r).ok())
-            .map(|r| r..r.saturating_add(1));
-        builder = builder.with_row_selection(RowSelection::from_consecutive_ranges(ranges, total));
-    }
-    let positions = names
-        .iter()
-        .map(|n| {
-            file_schema
-                .index_of(n)
-                .ok()
-                .and_then(|i| roots.iter().position(|r| *r == i))
-        })
-        .collect();
-    Ok((builder, positions))
-}
-
-fn parquet_err(e: datafusion::parquet::errors::ParquetError) -> Error {
-    Error::Internal(format!("parquet read: {e}"))
-}
-
-/// The batches of one cold file, decoded as they are read.
-pub type ColdStream = futures::stream::BoxStream<'static, Result<RecordBatch>>;
-
-impl ColdStore {
-    /// Streams the file at `path` (`size` bytes) without fetching it whole: the footer and
-    /// page index (cached per path), then only the byte ranges of the pages of the named
-    /// columns that exist in the file (ranged reads through `object_store`), in batches of at
-    /// most `batch_rows` rows. With `rows` (sorted row numbers), only those rows are decoded
-    /// and only the pages holding one are fetched.
-    ///
-    /// Returns the stream and, per requested name, its index in the batches (None if absent).
-    ///
-    /// # Errors
-    /// Storage failures, corrupt files (at open, or as an item of the stream), and a row number
-    /// past the file's end.
-    pub async fn open(
-        &self,
-        path: &str,
-        size: u64,
-        names: &[&str],
-        rows: Option<&[u32]>,
-        batch_rows: usize,
-    ) -> Result<(ColdStream, Vec<Option<usize>>)> {
-        let factory = CachedParquetFileReaderFactory::new(self.store.clone(), self.footers.clone());
-        let reader: Box<dyn AsyncFileReader> = factory.create_reader(
-            0,
-            PartitionedFile::new(path, size),
-            None,
-            &ExecutionPlanMetricsSet::new(),
-        )?;
-        // The page index lets a row selection skip pages; it is cached with the footer.
-        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
-        let builder = ParquetRecordBatchStreamBuilder::new_with_options(reader, options)
-            .await
-            .map_err(parquet_err)?;
-        let (builder, positions) = select(builder, names, rows)?;
-        let stream = builder
-            .with_batch_size(batch_rows)
-            .build()
-            .map_err(parquet_err)?
-            .map_err(parquet_err);
-        Ok((Box::pin(stream), positions))
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::read::tests::only;
     use super::*;
 
     #[test]
@@ -622,7 +532,7 @@ mod tests {
         let listed = cold.list().await.unwrap();
         assert_eq!(listed, vec![(path.clone(), bytes)]);
         let (rows, pos) = cold
-            .open(&path, bytes, &["c2", "c9"], None, 1024)
+            .open(&path, bytes, &["c2", "c9"], RowChoice::default(), 1024)
             .await
             .unwrap();
         let batches: Vec<RecordBatch> = rows.try_collect().await.unwrap();
@@ -632,7 +542,7 @@ mod tests {
         // Only row 1, read through the page index; and again from the cached footer.
         for _ in 0..2 {
             let (rows, _) = cold
-                .open(&path, bytes, &["c1"], Some(&[1]), 1024)
+                .open(&path, bytes, &["c1"], only(&[1]), 1024)
                 .await
                 .unwrap();
             let batches: Vec<RecordBatch> = rows.try_collect().await.unwrap();
@@ -642,7 +552,7 @@ mod tests {
                 .collect();
             assert_eq!(values, vec![2]);
         }
-        let err = cold.open(&path, bytes, &["c1"], Some(&[2]), 1024).await;
+        let err = cold.open(&path, bytes, &["c1"], only(&[2]), 1024).await;
         assert!(err.is_err_and(|e| {
             e.to_string()
                 .contains("row 2 asked of a Parquet file of 2 rows")

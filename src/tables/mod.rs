@@ -373,7 +373,7 @@ impl KalamTable {
             return MemorySourceConfig::try_new_exec(&[batches], schema, None)
                 .map(|e| e as Arc<dyn ExecutionPlan>);
         }
-        let pruning = self.pruning_predicate(state, filters);
+        let pruning = self.pruning(state, filters);
         // Without key filters every filter is `Inexact`, re-applied above the scan: a limit
         // only holds without filters.
         let limit = limit.filter(|_| filters.is_empty());

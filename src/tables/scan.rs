@@ -1,6 +1,7 @@
 //! The reads of [`KalamTable`]: one partition's hot rows and live cold rows (minus deletion
 //! vectors) from one RocksDB snapshot, so a concurrent flush is seen entirely or not at all,
-//! and the pruning of cold files by `_seq` and column min/max.
+//! and the pruning of cold files by `_seq` and column min/max (whole files, from the manifest)
+//! and by the page index (pages within the files read).
 //!
 //! May import: the ground floor, `catalog/`, `storage/`, the shared state and the parent
 //! provider. Never `query/`, `engine/` or the front ends.
@@ -16,8 +17,12 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session as DfSession;
 use datafusion::common::DFSchema;
 use datafusion::common::pruning::PruningStatistics;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::datasource::physical_plan::parquet::PagePruningAccessPlanFilter;
 use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::utils::conjunction;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::Column as PhysicalColumn;
 use datafusion::physical_optimizer::pruning::{PruningPredicate, PruningPredicateBuilder};
 use datafusion::scalar::ScalarValue;
 
@@ -43,25 +48,16 @@ struct ColdFile {
     superseded: Vec<u32>,
     /// For a read by key, the only rows wanted (sorted); None keeps every live row.
     only: Option<Vec<u32>>,
+    /// The scan's filters over the file's columns: pages they rule out are not read.
+    pages: Option<Arc<PagePruningAccessPlanFilter>>,
 }
 
-impl ColdFile {
-    /// The row number in the file of the `decoded`-th row decoded (the file decodes only the
-    /// `only` rows when given, every row otherwise); None when out of range.
-    fn number(&self, decoded: u64) -> Option<u32> {
-        match &self.only {
-            Some(only) => usize::try_from(decoded)
-                .ok()
-                .and_then(|i| only.get(i).copied()),
-            None => u32::try_from(decoded).ok(),
-        }
-    }
-
-    /// True if row `number` (None: beyond `u32`, never indexed) is kept: not superseded (the
-    /// decoder already decoded only the `only` rows).
-    fn keeps(&self, number: Option<u32>) -> bool {
-        number.is_none_or(|n| self.superseded.binary_search(&n).is_err())
-    }
+/// What a scan's pushed-down filters prune before DataFusion re-applies them: whole cold files,
+/// by the manifest's statistics, and pages of the files read, by their page index.
+#[derive(Debug)]
+pub(super) struct Pruning {
+    files: Option<Arc<PruningPredicate>>,
+    pages: Arc<PagePruningAccessPlanFilter>,
 }
 
 /// A batch and, when the reader asked for them, its rows' full keys.
@@ -103,7 +99,7 @@ impl KalamTable {
         &self,
         columns: Arc<[usize]>,
         include_deleted: bool,
-        pruning: Option<Arc<PruningPredicate>>,
+        pruning: Option<Arc<Pruning>>,
         limit: Option<usize>,
     ) -> BoxStream<'static, Result<RecordBatch>> {
         let table = self.clone();
@@ -185,7 +181,7 @@ impl KalamTable {
         batches: &Batches,
         columns: &[usize],
         include_deleted: bool,
-        pruning: Option<Arc<PruningPredicate>>,
+        pruning: Option<Arc<Pruning>>,
         limit: Option<usize>,
     ) -> Result<()> {
         let view = self.core.store.view();
@@ -243,6 +239,7 @@ impl KalamTable {
                             entry,
                             superseded,
                             only: Some(rows),
+                            pages: None,
                         });
                     }
                 }
@@ -297,16 +294,12 @@ impl KalamTable {
 
     /// The live cold files of the partition as of `view`, with their deletion vectors, minus
     /// those `pruning` proves hold no matching row. STREAM tables have none.
-    fn live_files(
-        &self,
-        view: &View<'_>,
-        pruning: Option<&PruningPredicate>,
-    ) -> Result<Vec<ColdFile>> {
+    fn live_files(&self, view: &View<'_>, pruning: Option<&Pruning>) -> Result<Vec<ColdFile>> {
         if self.def.table_type == TableType::Stream {
             return Ok(Vec::new());
         }
         let mut entries = cold::manifest(view, self.def.id, Some(self.partition()))?;
-        if let Some(p) = pruning {
+        if let Some(p) = pruning.and_then(|p| p.files.as_ref()) {
             let keep = p.prune(&FileStatistics {
                 def: &self.def,
                 files: &entries,
@@ -322,6 +315,7 @@ impl KalamTable {
                     entry,
                     superseded,
                     only: None,
+                    pages: pruning.map(|p| p.pages.clone()),
                 })
             })
             .collect()
@@ -384,7 +378,11 @@ impl KalamTable {
                 &file.entry.path,
                 file.entry.bytes,
                 &refs,
-                file.only.as_deref(),
+                cold::RowChoice {
+                    only: file.only.as_deref(),
+                    skip: &file.superseded,
+                    pages: file.pages.as_deref(),
+                },
                 BATCH_ROWS,
             )
             .await?;
@@ -409,47 +407,27 @@ impl KalamTable {
             key_pos,
             prefix: with_keys.then(|| self.prefix()),
         };
-        // Rows decoded so far; `ColdFile::number` maps them to row numbers in the file.
-        let mut file_row = 0u64;
-        let live = batches.map(move |b| {
-            let b = b?;
-            let first = file_row;
-            file_row = file_row.saturating_add(b.num_rows() as u64);
-            self.live_rows(&b, first, &file, &read)
-        });
+        // The deletion vector was applied as the file's row selection: only tombstones remain.
+        let live = batches.map(move |b| self.live_rows(&b?, &read));
         Ok(Box::pin(
             live.try_filter_map(|kept| async move { Ok(kept) }),
         ))
     }
 
-    /// The rows of one decoded cold batch that are live, as a batch of `read.schema`: `first`
-    /// is the number of rows the file decoded before this batch. None when no row is kept.
-    fn live_rows(
-        &self,
-        b: &RecordBatch,
-        first: u64,
-        file: &ColdFile,
-        read: &ColdRead,
-    ) -> Result<Option<KeyedBatch>> {
+    /// The rows of one decoded cold batch that are live (the decoder already skipped the
+    /// deletion vector's rows), as a batch of `read.schema`. None when no row is kept.
+    fn live_rows(&self, b: &RecordBatch, read: &ColdRead) -> Result<Option<KeyedBatch>> {
         let n_rows = b.num_rows();
         let seq = read
             .seq_pos
             .map(|p| b.column(p).as_primitive::<Int64Type>().clone());
         let del = read.del_pos.map(|p| b.column(p).as_boolean().clone());
-        // Rows to drop: superseded ones, and tombstones unless wanted; None keeps every row.
-        let drop_tombstones = del.as_ref().filter(|_| !read.include_deleted);
-        let mask: Option<BooleanArray> = (!file.superseded.is_empty() || drop_tombstones.is_some())
-            .then(|| {
-                (first..)
-                    .zip(0..n_rows)
-                    .map(|(row, i)| {
-                        Some(
-                            file.keeps(file.number(row))
-                                && drop_tombstones.is_none_or(|d| !d.value(i)),
-                        )
-                    })
-                    .collect()
-            });
+        // Rows to drop: tombstones unless wanted; None keeps every row.
+        let mask: Option<BooleanArray> = del
+            .as_ref()
+            .filter(|_| !read.include_deleted)
+            .map(datafusion::arrow::compute::not)
+            .transpose()?;
         let kept = mask.as_ref().map_or(n_rows, BooleanArray::true_count);
         if kept == 0 {
             return Ok(None);
@@ -501,13 +479,8 @@ impl KalamTable {
         Ok(Some((batch_of(&read.schema, arrays, kept)?, keys)))
     }
 
-    /// A predicate over file statistics built from the scan's pushed-down filters (None when
-    /// no filter can prune). Files it proves cannot match are never fetched.
-    pub(super) fn pruning_predicate(
-        &self,
-        state: &dyn DfSession,
-        filters: &[Expr],
-    ) -> Option<Arc<PruningPredicate>> {
+    /// What the scan's pushed-down filters prune ([`Pruning`]; None when no filter can).
+    pub(super) fn pruning(&self, state: &dyn DfSession, filters: &[Expr]) -> Option<Arc<Pruning>> {
         let full = self.def.arrow_schema(true);
         let df_schema = DFSchema::try_from(full.as_ref().clone()).ok()?;
         let usable: Vec<Expr> = filters
@@ -518,9 +491,38 @@ impl KalamTable {
         let expr = state
             .create_physical_expr(conjunction(usable)?, &df_schema)
             .ok()?;
-        PruningPredicateBuilder::new()
-            .with_file_schema(full)
-            .build(expr)
+        // Files name user columns `c<id>` (renames never touch them): the same filter over
+        // those names, column positions unchanged, for the files' page indexes.
+        let file_name = |name: &str| match self.def.column(name) {
+            Some(c) => format!("c{}", c.id),
+            None => name.to_string(),
+        };
+        let file_schema = datafusion::arrow::datatypes::Schema::new(
+            full.fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_name(file_name(f.name())))
+                .collect::<Vec<_>>(),
+        );
+        let file_expr = Arc::clone(&expr)
+            .transform(|e| {
+                let Some(c) = e.downcast_ref::<PhysicalColumn>() else {
+                    return Ok(Transformed::no(e));
+                };
+                let renamed: Arc<dyn PhysicalExpr> =
+                    Arc::new(PhysicalColumn::new(&file_name(c.name()), c.index()));
+                Ok(Transformed::yes(renamed))
+            })
+            .data()
+            .ok()?;
+        Some(Arc::new(Pruning {
+            files: PruningPredicateBuilder::new()
+                .with_file_schema(full)
+                .build(expr),
+            pages: Arc::new(PagePruningAccessPlanFilter::new(
+                &file_expr,
+                Arc::new(file_schema),
+            )),
+        }))
     }
 }
 
