@@ -52,6 +52,7 @@ pub mod sql;
 pub mod state;
 pub mod storage;
 pub mod tables;
+pub mod telemetry;
 pub mod torture;
 
 pub use config::Config;

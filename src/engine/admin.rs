@@ -125,12 +125,40 @@ fn count_hot_rows(core: &Core, t: &TableDef, session: &Session) -> Result<u64> {
     } else {
         keys::table_range(t.id).0
     };
+    live_hot_rows(core, &prefix)
+}
+
+/// Live (not deleted) hot rows under `prefix`.
+fn live_hot_rows(core: &Core, prefix: &[u8]) -> Result<u64> {
     let mut n = 0u64;
-    core.store.for_each_prefix(CF_ROWS, &prefix, |_, v| {
+    core.store.for_each_prefix(CF_ROWS, prefix, |_, v| {
         n = n.saturating_add(u64::from(!codec::decode_header(v)?.deleted));
         Ok(true)
     })?;
     Ok(n)
+}
+
+/// Every table's storage figures for `/metrics` (all partitions).
+///
+/// # Errors
+/// Storage failures.
+pub fn table_figures(core: &Core) -> Result<Vec<crate::telemetry::TableFigures>> {
+    core.catalog
+        .tables(None)
+        .iter()
+        .map(|t| {
+            let (cold_rows, cold_files, cold_bytes, _) =
+                crate::jobs::flush::cold_stats(core, t, None)?;
+            Ok(crate::telemetry::TableFigures {
+                namespace: t.namespace.clone(),
+                table: t.name.clone(),
+                hot_rows: live_hot_rows(core, &keys::table_range(t.id).0)?,
+                cold_rows,
+                cold_files,
+                cold_bytes,
+            })
+        })
+        .collect()
 }
 
 /// `SET name = value`: lowers a limit for the rest of the request.

@@ -95,6 +95,7 @@ impl Engine {
     /// [`Error::InvalidParameter`] for a limit of 0.
     pub fn open(config: Config) -> Result<Engine> {
         config.validate()?;
+        crate::telemetry::install();
         let core = Arc::new(Core::open(config)?);
         let bridge = Bridge::new(core.clone())?;
         Ok(Engine {
@@ -111,6 +112,28 @@ impl Engine {
     /// The configuration the engine was opened with.
     pub fn config(&self) -> &Config {
         &self.exec.core.config
+    }
+
+    /// The Prometheus text of `GET /metrics` (see [`crate::telemetry`]): every recorded series,
+    /// then gauges computed now — live connections and subscriptions, running statements, and
+    /// per table its live hot rows (a walk of its hot rows, on a blocking thread), live cold
+    /// rows, files and bytes (from the manifest).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn metrics_text(&self) -> Result<String> {
+        let core = self.exec.core.clone();
+        let (connections, subscriptions) = core.live.counts();
+        let running = self.running_statements();
+        let tables = tokio::task::spawn_blocking(move || admin::table_figures(&core))
+            .await
+            .map_err(|e| Error::Internal(format!("metrics: {e}")))??;
+        Ok(crate::telemetry::render(&crate::telemetry::Snapshot {
+            connections: connections as u64,
+            subscriptions: subscriptions as u64,
+            running_statements: running as u64,
+            tables,
+        }))
     }
 
     /// Statements running right now (a statement whose client went away stops counting once
@@ -300,8 +323,17 @@ impl Executor {
         for stmt in statements {
             let limits = session.limits_within(self.core.config.limits());
             let control = Arc::new(StatementControl::default());
+            let started = std::time::Instant::now();
             let run = self.execute_one(stmt, &mut session, &params, &control);
-            out.push(run_with_deadline(run, limits.statement_timeout_ms, &control).await?);
+            let result = run_with_deadline(run, limits.statement_timeout_ms, &control).await;
+            let rows = result.as_ref().ok().map(|r| r.row_count as u64);
+            crate::telemetry::statement(
+                crate::telemetry::statement_kind(stmt),
+                result.is_ok(),
+                started.elapsed().as_secs_f64(),
+                rows,
+            );
+            out.push(result?);
         }
         Ok(out)
     }

@@ -77,6 +77,12 @@ async fn run_flush(
     if let Err(e) = core.jobs.put(&job) {
         tracing::warn!(job = %job.job_id, error = %e, "cannot record job outcome");
     }
+    let rows = job
+        .result
+        .as_ref()
+        .and_then(|r| r["rows_flushed"].as_u64())
+        .unwrap_or(0);
+    crate::telemetry::flush_job(&job.status, started.elapsed().as_secs_f64(), rows);
     core.jobs.release_flush(def.id, &job.job_id);
     crate::storage::cold::failpoint("flush:after_job");
 }

@@ -123,6 +123,7 @@ impl Connection {
         match self.tx.try_send(message.into()) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
+                crate::telemetry::client_dropped();
                 self.fail(protocol::error(
                     None,
                     protocol::codes::LIMIT_EXCEEDED,

@@ -119,6 +119,11 @@ impl LiveRegistry {
         self.by_live_id.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// `(open connections, open subscriptions)`.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.connections().len(), self.by_live_id().len())
+    }
+
     /// Registers a connection of `user_id` (credential version `auth_version`); returns it and
     /// its writer's side.
     pub fn connect(self: &Arc<Self>, user_id: &str, auth_version: u64) -> (LiveConnection, Outbox) {

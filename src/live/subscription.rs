@@ -441,6 +441,7 @@ impl Subscription {
             Phase::Ended => return Ok(Delivery::Kept),
         }
         self.changes.fetch_add(1, Ordering::Relaxed);
+        crate::telemetry::changes_delivered(1);
         self.updated_at
             .store(crate::ids::now_millis(), Ordering::Relaxed);
         Ok(Delivery::Kept)

@@ -182,11 +182,56 @@ pub fn router(engine: Arc<Engine>) -> Router {
             post(login).layer(DefaultBodyLimit::max(LOGIN_BODY_BYTES)),
         )
         .route("/v1/ws", get(ws::upgrade))
+        .route("/metrics", get(metrics))
+        .route_layer(axum::middleware::from_fn(count_request))
         .layer(DefaultBodyLimit::disable())
         .with_state(AppState {
             engine,
             limiter: Arc::default(),
         })
+}
+
+/// Records every request to a route in `kalamdb_http_requests_total` and its duration
+/// (labelled by the route's template, so no request can create a series of its own).
+async fn count_request(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let started = Instant::now();
+    let response = next.run(req).await;
+    crate::telemetry::http_request(
+        &route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// `GET /metrics`: the Prometheus text format (`Engine::metrics_text`), for role dba or
+/// system (root from loopback while root has no password, like `/v1/api/sql`).
+async fn metrics(
+    State(AppState { engine, .. }): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let started = Instant::now();
+    let allowed = auth::authenticate(&engine, &headers, peer)
+        .and_then(|s| s.require(crate::session::Role::Dba, "reading /metrics"));
+    if let Err(e) = allowed {
+        return error_response(&e, started);
+    }
+    match engine.metrics_text().await {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => error_response(&e, started),
+    }
 }
 
 async fn healthcheck() -> impl IntoResponse {
