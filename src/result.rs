@@ -57,7 +57,7 @@ pub struct QueryResult {
 }
 
 /// One column of a result schema in JSON.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ColumnInfo {
     /// Column name.
     pub name: String,

@@ -36,7 +36,7 @@ pub struct Claims {
 }
 
 /// A token as `POST /v1/api/auth/login` returns it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IssuedToken {
     /// The JWT.
     pub access_token: String,

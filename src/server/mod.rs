@@ -17,12 +17,12 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::result::QueryResult;
 
+pub mod api;
 mod auth;
 mod ws;
 
@@ -33,12 +33,12 @@ const LOGIN_BODY_BYTES: usize = 16 * 1024;
 pub const API_VERSION: &str = "v1";
 
 /// The body of `POST /v1/api/sql`.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SqlRequest {
     /// One or more `;`-separated statements.
     pub sql: String,
-    /// Values for `$1, $2, ...`.
+    /// Values for `$1, $2, ...`: JSON scalars (integers beyond 64 bits as strings).
     #[serde(default)]
     pub params: Vec<Value>,
     /// Default namespace for unqualified table names.
@@ -104,28 +104,10 @@ fn decode_object<'a, T: Deserialize<'a>>(body: &'a [u8]) -> std::result::Result<
     serde_json::from_slice(body).map_err(|e| e.to_string())
 }
 
-/// The JSON of one statement result.
-pub fn result_json(r: &QueryResult) -> Value {
-    if r.is_message() {
-        json!({"row_count": r.row_count, "message": r.message})
-    } else {
-        json!({"schema": r.columns(), "rows": r.json_rows(), "row_count": r.row_count, "message": null})
-    }
-}
-
-/// The JSON error body for `e`.
-pub fn error_json(e: &Error, took: f64) -> Value {
-    json!({
-        "status": "error",
-        "results": [],
-        "took": took,
-        "error": {"code": e.code(), "message": e.message(), "details": e.to_string()},
-    })
-}
-
 fn error_response(e: &Error, started: Instant) -> Response {
     let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, axum::Json(error_json(e, took_ms(started)))).into_response()
+    let body = api::ErrorResponse::of(e, took_ms(started));
+    (status, axum::Json(body)).into_response()
 }
 
 fn took_ms(started: Instant) -> f64 {
@@ -172,6 +154,59 @@ impl axum::extract::FromRef<AppState> for Arc<Engine> {
     }
 }
 
+/// The OpenAPI document of the HTTP API.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "KalamDB HTTP API",
+        description = "SQL over HTTP, login, live queries over a WebSocket, metrics."
+    ),
+    paths(
+        healthcheck,
+        sql,
+        login,
+        metrics,
+        openapi,
+        ws::upgrade
+    ),
+    components(schemas(
+        SqlRequest,
+        api::SqlResponse,
+        api::StatementResult,
+        api::ErrorResponse,
+        api::ErrorBody,
+        api::LoginRequest,
+        crate::auth::token::IssuedToken,
+        api::Healthcheck,
+        crate::result::ColumnInfo
+    )),
+    modifiers(&Security)
+)]
+pub struct ApiDoc;
+
+/// Declares the two ways to authenticate (SPEC section 7).
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
 /// Builds the router for `engine`.
 pub fn router(engine: Arc<Engine>) -> Router {
     Router::new()
@@ -183,6 +218,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         )
         .route("/v1/ws", get(ws::upgrade))
         .route("/metrics", get(metrics))
+        .route("/v1/api/openapi.json", get(openapi))
         .route_layer(axum::middleware::from_fn(count_request))
         .layer(DefaultBodyLimit::disable())
         .with_state(AppState {
@@ -210,6 +246,17 @@ async fn count_request(req: axum::extract::Request, next: axum::middleware::Next
 
 /// `GET /metrics`: the Prometheus text format (`Engine::metrics_text`), for role dba or
 /// system (root from loopback while root has no password, like `/v1/api/sql`).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    description = "Prometheus text format 0.0.4 (docs/metrics.md); roles dba and system.",
+    responses(
+        (status = 200, description = "The metrics", content_type = "text/plain; version=0.0.4", body = String),
+        (status = "4XX", description = "Not authenticated, or not dba/system", body = api::ErrorResponse)
+    ),
+    security((), ("basic" = []), ("bearer" = []))
+)]
 async fn metrics(
     State(AppState { engine, .. }): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -234,29 +281,52 @@ async fn metrics(
     }
 }
 
-async fn healthcheck() -> impl IntoResponse {
-    axum::Json(
-        json!({"status": "healthy", "version": env!("CARGO_PKG_VERSION"), "api_version": API_VERSION}),
-    )
+/// `GET /v1/api/openapi.json`: this API's OpenAPI 3.1 description ([`ApiDoc`]).
+#[utoipa::path(
+    get,
+    path = "/v1/api/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI document", body = Object))
+)]
+async fn openapi() -> impl IntoResponse {
+    use utoipa::OpenApi as _;
+    axum::Json(ApiDoc::openapi())
 }
 
-/// The body of `POST /v1/api/auth/login`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LoginRequest {
-    username: String,
-    password: String,
+/// `GET /v1/api/healthcheck`: no authentication, no statement.
+#[utoipa::path(
+    get,
+    path = "/v1/api/healthcheck",
+    tag = "operations",
+    responses((status = 200, description = "The server is up", body = api::Healthcheck))
+)]
+async fn healthcheck() -> impl IntoResponse {
+    axum::Json(api::Healthcheck {
+        status: "healthy".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        api_version: API_VERSION.into(),
+    })
 }
 
 /// `POST /v1/api/auth/login`: `{"username","password"}` → `{"access_token","token_type",
 /// "expires_in"}`, or 401 `UNAUTHORIZED`.
+#[utoipa::path(
+    post,
+    path = "/v1/api/auth/login",
+    tag = "auth",
+    request_body = api::LoginRequest,
+    responses(
+        (status = 200, description = "A token for Bearer auth and the WebSocket", body = crate::auth::token::IssuedToken),
+        (status = "4XX", description = "Bad credentials (401), a malformed body (400), too many attempts", body = api::ErrorResponse)
+    )
+)]
 async fn login(
     State(AppState { engine, .. }): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
-    let req: LoginRequest = match decode_object(&body) {
+    let req: api::LoginRequest = match decode_object(&body) {
         Ok(r) => r,
         Err(e) => {
             let e = Error::InvalidParameter(format!(
@@ -277,6 +347,21 @@ async fn login(
     }
 }
 
+/// `POST /v1/api/sql`: runs one or more statements (SPEC section 7).
+#[utoipa::path(
+    post,
+    path = "/v1/api/sql",
+    tag = "sql",
+    request_body = SqlRequest,
+    responses(
+        (status = 200, description = "Every statement ran", body = api::SqlResponse),
+        (status = "4XX", description = "The request or a statement was refused or failed: \
+            401 not authenticated, 403 not allowed, 413 too large, 429 rate limited, 400 \
+            everything else (`error.code` tells which: SPEC section 7)", body = api::ErrorResponse),
+        (status = "5XX", description = "An internal error", body = api::ErrorResponse)
+    ),
+    security((), ("basic" = []), ("bearer" = []))
+)]
 async fn sql(
     State(AppState { engine, limiter }): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -337,11 +422,12 @@ async fn sql(
         .execute_with_params(&req.sql, &session, &req.params)
         .await
     {
-        Ok(results) => {
-            let results: Vec<Value> = results.iter().map(result_json).collect();
-            axum::Json(json!({"status": "success", "results": results, "took": took_ms(started)}))
-                .into_response()
-        }
+        Ok(results) => axum::Json(api::SqlResponse {
+            status: api::Success::Success,
+            results: results.iter().map(api::StatementResult::from).collect(),
+            took: took_ms(started),
+        })
+        .into_response(),
         Err(e) => {
             if e.http_status() >= 500 {
                 tracing::error!(error = %e, "statement failed");

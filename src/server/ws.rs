@@ -49,6 +49,21 @@ const MAX_PENDING_SUBSCRIBES: usize = 64;
 const LAST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The upgrade handler of `GET /v1/ws`.
+#[utoipa::path(
+    get,
+    path = "/v1/ws",
+    tag = "live",
+    description = "Live queries (SPEC section 7): authenticate by the Authorization header, \
+        `?token=`, or a first message `{\"type\":\"authenticate\",\"token\":\"…\"}` within 3 s; \
+        then `subscribe` / `unsubscribe` messages, answered by `subscription_ack`, \
+        `initial_data_batch` and `change` messages (docs/live-queries.md).",
+    params(("token" = Option<String>, Query, description = "A login token, instead of the header")),
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol"),
+        (status = "4XX", description = "Not a WebSocket request", body = super::api::ErrorResponse)
+    ),
+    security((), ("bearer" = []), ("basic" = []))
+)]
 pub(super) async fn upgrade(
     State(engine): State<Arc<Engine>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
