@@ -32,6 +32,7 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod control;

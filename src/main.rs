@@ -14,7 +14,6 @@
     clippy::cast_possible_wrap
 )]
 
-use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -43,9 +42,8 @@ enum Cmd {
         #[arg(long)]
         bind: Option<String>,
     },
-    /// Run SQL against a server: one-shot with -c, else read statements from stdin. Logs in
-    /// for a token first. `\subscribe SELECT …` prints the query's rows, then every change
-    /// as it arrives (Ctrl-C ends it).
+    /// Run SQL against a server: one-shot with -c, else an interactive prompt with history
+    /// (`\?` lists `\dt`, `\d`, `\dn`, `\timing`, `\subscribe`). Logs in for a token first.
     Sql {
         /// Server URL.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -75,35 +73,6 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-}
-
-fn print_results(results: &[kalamdb::client::RemoteResult]) {
-    for r in results {
-        match (&r.message, &r.rows) {
-            (Some(m), _) => println!("{m}"),
-            (None, Some(rows)) => {
-                println!(
-                    "{}",
-                    r.schema
-                        .iter()
-                        .map(|c| c.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" | ")
-                );
-                for row in rows {
-                    println!(
-                        "{}",
-                        row.iter()
-                            .map(kalamdb::slt::render)
-                            .collect::<Vec<_>>()
-                            .join(" | ")
-                    );
-                }
-                println!("({} row(s))", r.row_count);
-            }
-            (None, None) => println!("OK"),
-        }
-    }
 }
 
 /// Prints one live-query message; false once the subscription has ended.
@@ -149,13 +118,20 @@ fn print_live(v: &serde_json::Value) -> bool {
     true
 }
 
-/// Runs one line of `kalamdb sql`: `\subscribe SELECT …` or SQL statements.
-async fn run_line(client: &Client, line: &str) -> kalamdb::Result<()> {
-    if let Some(select) = line.trim().strip_prefix("\\subscribe") {
-        let select = select.trim().trim_end_matches(';');
-        return client.subscribe(select, print_live).await;
+/// Runs `-c`'s text: a meta-command (`\\dt`, `\\subscribe SELECT …`, …) or SQL statements.
+async fn run_command(client: &Client, text: &str) -> kalamdb::Result<()> {
+    use kalamdb::cli::{Input, meta, render};
+    let input = if text.trim_start().starts_with('\\') {
+        meta(text)?
+    } else {
+        Input::Sql(text.to_string())
+    };
+    match input {
+        Input::Sql(sql) => print!("{}", render(&client.sql(&sql).await?)),
+        Input::Subscribe(select) => client.subscribe(&select, print_live).await?,
+        Input::Help => println!("{}", kalamdb::cli::HELP),
+        Input::ToggleTiming | Input::Quit => {}
     }
-    print_results(&client.sql(line).await?);
     Ok(())
 }
 
@@ -200,27 +176,9 @@ async fn main() -> std::process::ExitCode {
                 let mut client = Client::new(&url, creds);
                 client.login().await?;
                 if let Some(sql) = command {
-                    return run_line(&client, &sql).await;
+                    return run_command(&client, &sql).await;
                 }
-                let stdin = std::io::stdin();
-                let mut buf = String::new();
-                print!("kalamdb> ");
-                let _ = std::io::stdout().flush();
-                for line in stdin.lock().lines() {
-                    let line = line?;
-                    buf.push_str(&line);
-                    buf.push('\n');
-                    let subscribe = buf.trim_start().starts_with("\\subscribe");
-                    if line.trim_end().ends_with(';') || subscribe {
-                        if let Err(e) = run_line(&client, &buf).await {
-                            eprintln!("{e}");
-                        }
-                        buf.clear();
-                    }
-                    print!("kalamdb> ");
-                    let _ = std::io::stdout().flush();
-                }
-                Ok(())
+                kalamdb::cli::repl(&client, print_live).await
             }
         }
     }
