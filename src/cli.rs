@@ -125,6 +125,14 @@ pub fn render(results: &[RemoteResult]) -> String {
                 for row in rows {
                     table.add_row(row.iter().map(crate::slt::render));
                 }
+                // Numbers align right, as in psql.
+                for (i, c) in r.schema.iter().enumerate() {
+                    if is_numeric(&c.data_type)
+                        && let Some(column) = table.column_mut(i)
+                    {
+                        column.set_cell_alignment(comfy_table::CellAlignment::Right);
+                    }
+                }
                 let n = r.row_count;
                 out.push_str(&format!(
                     "{table}\n({n} row{})",
@@ -136,6 +144,15 @@ pub fn render(results: &[RemoteResult]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// True for the SQL type names of numbers (`BIGINT`, `DOUBLE`, `DECIMAL(10,2)`, …).
+fn is_numeric(data_type: &str) -> bool {
+    let t = data_type.to_ascii_uppercase();
+    matches!(
+        t.as_str(),
+        "TINYINT" | "SMALLINT" | "INT" | "BIGINT" | "FLOAT" | "DOUBLE" | "REAL"
+    ) || t.starts_with("DECIMAL(")
 }
 
 /// Where history is kept: `$KALAMDB_HISTORY`, else `~/.kalamdb_history`.
@@ -222,6 +239,16 @@ pub async fn repl(client: &Client, print_live: fn(&serde_json::Value) -> bool) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_recognised_by_type_name() {
+        for t in ["BIGINT", "INT", "DOUBLE", "DECIMAL(10,2)", "smallint"] {
+            assert!(is_numeric(t), "{t}");
+        }
+        for t in ["TEXT", "BOOLEAN", "TIMESTAMP", "INTERVAL", "JSON"] {
+            assert!(!is_numeric(t), "{t}");
+        }
+    }
 
     #[test]
     fn meta_commands_become_sql_over_checked_names() {
