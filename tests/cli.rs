@@ -31,8 +31,8 @@ async fn kalamdb_sql_in_a_terminal() {
         p.exp_string("Inserted 2 row(s)")?;
         p.send_line("SELECT id, body FROM app.notes ORDER BY id;")?;
         // An aligned grid, numbers to the right: header and both rows between box-drawing
-        // borders (the session
-        // reads bytes as Latin-1, so a border is a few non-space characters here).
+        // borders (the session reads bytes as Latin-1, so a border is a few non-space
+        // characters here).
         p.exp_regex(r"id +\S+ body +\S")?;
         p.exp_regex(r"1 \S+ first +\S")?;
         p.exp_regex(r"2 \S+ second +\S")?;
