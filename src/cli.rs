@@ -97,18 +97,12 @@ pub fn meta(line: &str) -> Result<Input> {
     })
 }
 
-/// A namespace or table name as the meta-commands accept it (SPEC section 1's rule), so it can
-/// be written into their SQL as a literal.
+/// A namespace or table name as the meta-commands accept it (the catalog's naming rule,
+/// SPEC section 1), so it can be written into their SQL as a literal.
 fn name(s: &str) -> Result<&str> {
-    let ok = s.starts_with(|c: char| c.is_ascii_lowercase())
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if ok {
-        Ok(s)
-    } else {
-        Err(Error::InvalidParameter(format!("not a valid name: {s:?}")))
-    }
+    crate::catalog::validate_identifier("namespace or table", s)
+        .map(|()| s)
+        .map_err(|e| Error::InvalidParameter(e.message()))
 }
 
 /// The results of one request as text: an aligned grid and `(n rows)` per statement with

@@ -48,19 +48,22 @@ pub fn http_request(route: &str, status: u16, seconds: f64) {
 /// `update`, `delete` (`with`, `values` and `explain` count as `select`), else `other` (DDL,
 /// administration).
 pub fn statement_kind(sql: &str) -> &'static str {
-    let word: String = sql
-        .trim_start()
-        .chars()
-        .take_while(char::is_ascii_alphabetic)
-        .take(8)
-        .collect::<String>()
-        .to_ascii_lowercase();
-    match word.as_str() {
-        "select" | "with" | "values" | "explain" => "select",
-        "insert" => "insert",
-        "update" => "update",
-        "delete" => "delete",
-        _ => "other",
+    let sql = sql.trim_start();
+    let end = sql
+        .find(|c: char| !c.is_ascii_alphabetic())
+        .unwrap_or(sql.len());
+    let word = sql.get(..end).unwrap_or_default();
+    let is = |w: &str| word.eq_ignore_ascii_case(w);
+    if is("select") || is("with") || is("values") || is("explain") {
+        "select"
+    } else if is("insert") {
+        "insert"
+    } else if is("update") {
+        "update"
+    } else if is("delete") {
+        "delete"
+    } else {
+        "other"
     }
 }
 
@@ -129,6 +132,9 @@ pub struct Snapshot {
     pub tables: Vec<TableFigures>,
 }
 
+/// A per-table gauge: name, help text, and its value for one table.
+type PerTableGauge = (&'static str, &'static str, fn(&TableFigures) -> u64);
+
 /// The Prometheus text of every recorded series followed by `now`'s gauges.
 pub fn render(now: &Snapshot) -> String {
     let mut out = install().map(PrometheusHandle::render).unwrap_or_default();
@@ -153,8 +159,31 @@ pub fn render(now: &Snapshot) -> String {
         "Statements executing now.",
         &[(String::new(), now.running_statements)],
     );
-    let per_table = |f: fn(&TableFigures) -> u64| -> Vec<(String, u64)> {
-        now.tables
+    let per_table: [PerTableGauge; 4] = [
+        (
+            "kalamdb_table_hot_rows",
+            "Live rows in the hot tier (RocksDB).",
+            |t| t.hot_rows,
+        ),
+        (
+            "kalamdb_table_cold_rows",
+            "Live rows in the cold tier (Parquet).",
+            |t| t.cold_rows,
+        ),
+        (
+            "kalamdb_table_cold_files",
+            "Parquet files of the table.",
+            |t| t.cold_files,
+        ),
+        (
+            "kalamdb_table_cold_bytes",
+            "Bytes of the table's Parquet files.",
+            |t| t.cold_bytes,
+        ),
+    ];
+    for (name, help, value) in per_table {
+        let values: Vec<(String, u64)> = now
+            .tables
             .iter()
             .map(|t| {
                 let labels = format!(
@@ -162,30 +191,11 @@ pub fn render(now: &Snapshot) -> String {
                     escape(&t.namespace),
                     escape(&t.table)
                 );
-                (labels, f(t))
+                (labels, value(t))
             })
-            .collect()
-    };
-    gauge(
-        "kalamdb_table_hot_rows",
-        "Live rows in the hot tier (RocksDB).",
-        &per_table(|t| t.hot_rows),
-    );
-    gauge(
-        "kalamdb_table_cold_rows",
-        "Live rows in the cold tier (Parquet).",
-        &per_table(|t| t.cold_rows),
-    );
-    gauge(
-        "kalamdb_table_cold_files",
-        "Parquet files of the table.",
-        &per_table(|t| t.cold_files),
-    );
-    gauge(
-        "kalamdb_table_cold_bytes",
-        "Bytes of the table's Parquet files.",
-        &per_table(|t| t.cold_bytes),
-    );
+            .collect();
+        gauge(name, help, &values);
+    }
     out
 }
 

@@ -6,13 +6,18 @@ mod common;
 
 use serde_json::{Value, json};
 
-/// Validates `instance` against `#/components/schemas/<name>` of `doc`.
-fn check(doc: &Value, name: &str, instance: &Value) {
+/// A validator of `#/components/schemas/<name>` of `doc`.
+fn validator(doc: &Value, name: &str) -> jsonschema::Validator {
     let schema = json!({
         "$ref": format!("#/components/schemas/{name}"),
         "components": doc["components"].clone(),
     });
-    let validator = jsonschema::validator_for(&schema).expect("the document's schemas compile");
+    jsonschema::validator_for(&schema).expect("the document's schemas compile")
+}
+
+/// Validates `instance` against `#/components/schemas/<name>` of `doc`.
+fn check(doc: &Value, name: &str, instance: &Value) {
+    let validator = validator(doc, name);
     let errors: Vec<String> = validator
         .iter_errors(instance)
         .map(|e| format!("{e} at {}", e.instance_path()))
@@ -20,18 +25,22 @@ fn check(doc: &Value, name: &str, instance: &Value) {
     assert!(errors.is_empty(), "{name}: {errors:?}\n{instance:#}");
 }
 
-#[tokio::test]
-async fn the_document_matches_the_real_responses() {
-    let s = common::start(|_| {}).await;
-    let doc: Value = s
-        .http
-        .get(format!("{}/v1/api/openapi.json", s.url))
+/// The JSON body of `GET <path>`.
+async fn get_json(s: &common::TestServer, path: &str) -> Value {
+    s.http
+        .get(format!("{}{path}", s.url))
         .send()
         .await
         .expect("send")
         .json()
         .await
-        .expect("json");
+        .expect("json")
+}
+
+#[tokio::test]
+async fn the_document_matches_the_real_responses() {
+    let s = common::start(|_| {}).await;
+    let doc = get_json(&s, "/v1/api/openapi.json").await;
     assert!(
         doc["openapi"].as_str().unwrap().starts_with("3.1"),
         "{}",
@@ -128,22 +137,14 @@ async fn the_document_matches_the_real_responses() {
     let (status, body) = login(json!({"username": "root", "password": "nope", "x": 1})).await;
     assert_eq!(status, 400);
     check(&doc, "ErrorResponse", &body);
-    let health: Value = s
-        .http
-        .get(format!("{}/v1/api/healthcheck", s.url))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
-    check(&doc, "Healthcheck", &health);
+    check(
+        &doc,
+        "Healthcheck",
+        &get_json(&s, "/v1/api/healthcheck").await,
+    );
 
     // The check itself bites: an undocumented field or a wrong type is refused.
-    let validator_refuses = |name: &str, v: Value| {
-        let schema = json!({"$ref": format!("#/components/schemas/{name}"), "components": doc["components"].clone()});
-        !jsonschema::validator_for(&schema).unwrap().is_valid(&v)
-    };
+    let validator_refuses = |name: &str, v: Value| !validator(&doc, name).is_valid(&v);
     assert!(validator_refuses(
         "Healthcheck",
         json!({"status": "healthy", "version": "1", "api_version": "v1", "extra": 1})

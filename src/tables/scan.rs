@@ -53,11 +53,43 @@ struct ColdFile {
 }
 
 /// What a scan's pushed-down filters prune before DataFusion re-applies them: whole cold files,
-/// by the manifest's statistics, and pages of the files read, by their page index.
+/// by the manifest's statistics, and pages of the files read, by their page index. Both
+/// predicates are built on first use, so a scan that finds no cold file builds neither.
 #[derive(Debug)]
 pub(super) struct Pruning {
-    files: Option<Arc<PruningPredicate>>,
-    pages: Arc<PagePruningAccessPlanFilter>,
+    /// The filters over the table's user and system columns, and that schema.
+    expr: Arc<dyn PhysicalExpr>,
+    schema: SchemaRef,
+    /// The same filters over the files' column names (`c<id>`), and that schema.
+    file_expr: Arc<dyn PhysicalExpr>,
+    file_schema: SchemaRef,
+    files: std::sync::OnceLock<Option<Arc<PruningPredicate>>>,
+    pages: std::sync::OnceLock<Arc<PagePruningAccessPlanFilter>>,
+}
+
+impl Pruning {
+    /// The predicate over each file's manifest statistics (None when no filter can prune).
+    fn files(&self) -> Option<&PruningPredicate> {
+        self.files
+            .get_or_init(|| {
+                PruningPredicateBuilder::new()
+                    .with_file_schema(self.schema.clone())
+                    .build(self.expr.clone())
+            })
+            .as_deref()
+    }
+
+    /// The filter over a file's page index.
+    fn pages(&self) -> Arc<PagePruningAccessPlanFilter> {
+        self.pages
+            .get_or_init(|| {
+                Arc::new(PagePruningAccessPlanFilter::new(
+                    &self.file_expr,
+                    self.file_schema.clone(),
+                ))
+            })
+            .clone()
+    }
 }
 
 /// A batch and, when the reader asked for them, its rows' full keys.
@@ -299,7 +331,10 @@ impl KalamTable {
             return Ok(Vec::new());
         }
         let mut entries = cold::manifest(view, self.def.id, Some(self.partition()))?;
-        if let Some(p) = pruning.and_then(|p| p.files.as_ref()) {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Some(p) = pruning.and_then(Pruning::files) {
             let keep = p.prune(&FileStatistics {
                 def: &self.def,
                 files: &entries,
@@ -315,7 +350,7 @@ impl KalamTable {
                     entry,
                     superseded,
                     only: None,
-                    pages: pruning.map(|p| p.pages.clone()),
+                    pages: pruning.map(Pruning::pages),
                 })
             })
             .collect()
@@ -497,12 +532,12 @@ impl KalamTable {
             Some(c) => format!("c{}", c.id),
             None => name.to_string(),
         };
-        let file_schema = datafusion::arrow::datatypes::Schema::new(
+        let file_schema: SchemaRef = Arc::new(datafusion::arrow::datatypes::Schema::new(
             full.fields()
                 .iter()
                 .map(|f| f.as_ref().clone().with_name(file_name(f.name())))
                 .collect::<Vec<_>>(),
-        );
+        ));
         let file_expr = Arc::clone(&expr)
             .transform(|e| {
                 let Some(c) = e.downcast_ref::<PhysicalColumn>() else {
@@ -515,13 +550,12 @@ impl KalamTable {
             .data()
             .ok()?;
         Some(Arc::new(Pruning {
-            files: PruningPredicateBuilder::new()
-                .with_file_schema(full)
-                .build(expr),
-            pages: Arc::new(PagePruningAccessPlanFilter::new(
-                &file_expr,
-                Arc::new(file_schema),
-            )),
+            expr,
+            schema: full,
+            file_expr,
+            file_schema,
+            files: std::sync::OnceLock::new(),
+            pages: std::sync::OnceLock::new(),
         }))
     }
 }

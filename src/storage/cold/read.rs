@@ -247,18 +247,27 @@ pub(super) mod tests {
         };
         assert_eq!(decoded(&cold, &path, bytes, both).await, vec![2, 3]);
 
+        // A page filter of `filter` over a file of `schema`.
+        let page_filter = |filter: datafusion::prelude::Expr, schema: SchemaRef| {
+            let df_schema =
+                datafusion::common::DFSchema::try_from(schema.as_ref().clone()).unwrap();
+            let filter = SessionContext::new()
+                .create_physical_expr(filter, &df_schema)
+                .unwrap();
+            PagePruningAccessPlanFilter::new(&filter, schema)
+        };
+        let by_pages = |pages| RowChoice {
+            pages: Some(pages),
+            ..RowChoice::default()
+        };
         // A range filter: only the pages whose statistics overlap it are decoded (pages hold
         // at most 20,000 rows), and they hold every matching row.
-        let df_schema = datafusion::common::DFSchema::try_from(schema.as_ref().clone()).unwrap();
-        let filter = SessionContext::new()
-            .create_physical_expr(
-                col("c1")
-                    .gt_eq(lit(50_000i64))
-                    .and(col("c1").lt(lit(50_010i64))),
-                &df_schema,
-            )
-            .unwrap();
-        let pages = PagePruningAccessPlanFilter::new(&filter, schema.clone());
+        let pages = page_filter(
+            col("c1")
+                .gt_eq(lit(50_000i64))
+                .and(col("c1").lt(lit(50_010i64))),
+            schema.clone(),
+        );
         let choice = RowChoice {
             pages: Some(&pages),
             skip: &[50_003],
@@ -277,39 +286,15 @@ pub(super) mod tests {
             ]
         );
         // A filter no row matches decodes nothing; one on a column the file lacks, everything.
-        let none = SessionContext::new()
-            .create_physical_expr(col("c1").gt(lit(n)), &df_schema)
-            .unwrap();
-        let pages = PagePruningAccessPlanFilter::new(&none, schema.clone());
+        let pages = page_filter(col("c1").gt(lit(n)), schema.clone());
         assert!(
-            decoded(
-                &cold,
-                &path,
-                bytes,
-                RowChoice {
-                    pages: Some(&pages),
-                    ..RowChoice::default()
-                }
-            )
-            .await
-            .is_empty()
+            decoded(&cold, &path, bytes, by_pages(&pages))
+                .await
+                .is_empty()
         );
         let other = Arc::new(Schema::new(vec![Field::new("c7", DataType::Int64, true)]));
-        let other_df = datafusion::common::DFSchema::try_from(other.as_ref().clone()).unwrap();
-        let absent = SessionContext::new()
-            .create_physical_expr(col("c7").eq(lit(1i64)), &other_df)
-            .unwrap();
-        let pages = PagePruningAccessPlanFilter::new(&absent, other);
-        let read = decoded(
-            &cold,
-            &path,
-            bytes,
-            RowChoice {
-                pages: Some(&pages),
-                ..RowChoice::default()
-            },
-        )
-        .await;
+        let pages = page_filter(col("c7").eq(lit(1i64)), other);
+        let read = decoded(&cold, &path, bytes, by_pages(&pages)).await;
         assert_eq!(read.len(), 100_000);
     }
 }
