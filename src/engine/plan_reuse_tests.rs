@@ -196,3 +196,71 @@ async fn reused_plans_read_the_clock_and_system_tables_afresh() {
     e.execute("CREATE NAMESPACE q", &root).await.unwrap();
     assert_eq!(run(&e, names, &root, &[json!("q")]).await, [[json!("q")]]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_parameters_and_floods_of_statements_stay_bounded_and_exact() {
+    let (_d, e) = open_with(
+        "CREATE NAMESPACE p; CREATE SHARED TABLE p.t (id INT PRIMARY KEY, v TEXT); \
+         INSERT INTO p.t VALUES (1, 'one')",
+    )
+    .await;
+    let root = Session::root();
+    let select = "SELECT v FROM p.t WHERE id = $1";
+    // NULL, a value, more values than used, a key past INT, a wrong type, too few values:
+    // the reused plan answers each as a fresh one would, and refuses clearly. (Values beyond
+    // those a statement uses are not an error: a request's params serve all its statements.)
+    assert_eq!(
+        run(&e, select, &root, &[json!(null)]).await,
+        Vec::<Vec<Value>>::new()
+    );
+    assert_eq!(run(&e, select, &root, &[json!(1)]).await, [[json!("one")]]);
+    assert_eq!(
+        run(&e, select, &root, &[json!(1), json!(2)]).await,
+        [[json!("one")]]
+    );
+    // A key past INT's range matches nothing (compared as BIGINT), as in SQL.
+    assert_eq!(
+        run(&e, select, &root, &[json!(9_999_999_999_i64)]).await,
+        Vec::<Vec<Value>>::new()
+    );
+    for bad in [vec![json!("x")], vec![]] {
+        let r = e.execute_with_params(select, &root, &bad).await;
+        let err = r.expect_err(&format!("{bad:?} is refused"));
+        assert!(err.http_status() == 400, "{bad:?}: {err}");
+    }
+    // EXPLAIN ANALYZE of a reused write is still classified (and refused) per run.
+    let explain = "EXPLAIN ANALYZE INSERT INTO p.t VALUES ($1, 'x')";
+    for id in [2, 3] {
+        assert!(
+            e.execute_with_params(explain, &root, &[json!(id)])
+                .await
+                .is_err()
+        );
+    }
+    assert_eq!(
+        run(&e, "SELECT COUNT(*) FROM p.t", &root, &[]).await,
+        [[json!(1)]],
+        "nothing was written"
+    );
+    // A flood of distinct parameterised statements keeps at most MAX_PLANS plans.
+    for i in 0..(crate::query::plans::MAX_PLANS + 50) {
+        let sql = format!("SELECT v, {i} AS n FROM p.t WHERE id = $1");
+        assert_eq!(
+            run(&e, &sql, &root, &[json!(1)]).await,
+            [[json!("one"), json!(i)]]
+        );
+    }
+    assert_eq!(e.exec.bridge.plans_kept(), crate::query::plans::MAX_PLANS);
+    // A statement over the size bound is answered and never kept.
+    let long = format!(
+        "SELECT v FROM p.t WHERE id = $1 AND v <> '{}'",
+        "x".repeat(crate::query::plans::MAX_SQL_BYTES)
+    );
+    let before = e.exec.bridge.plan_cache_stats();
+    assert_eq!(run(&e, &long, &root, &[json!(1)]).await, [[json!("one")]]);
+    assert_eq!(
+        e.exec.bridge.plan_cache_stats(),
+        before,
+        "not even looked up"
+    );
+}

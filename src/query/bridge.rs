@@ -227,6 +227,11 @@ impl Bridge {
         self.plans.stats()
     }
 
+    /// How many plans are kept now.
+    pub fn plans_kept(&self) -> usize {
+        self.plans.len()
+    }
+
     /// UPDATE/DELETE: analyze (type coercion, no optimization), take the exact predicate and
     /// assignments off the plan, and run the table's write path.
     async fn execute_dml(

@@ -143,6 +143,16 @@ impl PlanCache {
         entries.put(key, entry);
     }
 
+    /// How many plans are kept now (at most [`MAX_PLANS`]).
+    pub fn len(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// True when no plan is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// `(hits, misses)` of [`PlanCache::get`] since the engine opened.
     pub fn stats(&self) -> (u64, u64) {
         (
