@@ -1,4 +1,4 @@
-//! `cargo xtask slt|bench|torture|fuzz|ci`: the project's task runner.
+//! `cargo xtask slt|bench|torture|fuzz|layers|clients|ci`: the project's task runner.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -62,8 +62,13 @@ enum Cmd {
     },
     /// Structural checks of src/: no import cycle between files, no file over 800 lines.
     Layers,
-    /// fmt check, clippy, rustdoc (broken doc links fail), the layer checks, cargo test, and every
-    /// slt file in every mode.
+    /// The TypeScript client's tests and the web console's browser test (clients/typescript:
+    /// `npm ci`, `npm test`) against the debug server binary; needs Node.js ≥ 18 and, for the
+    /// console, Chromium at `$CHROMIUM` (default /usr/bin/chromium). Screenshots go to
+    /// `<target dir>/e2e/`.
+    Clients,
+    /// fmt check, clippy, rustdoc (broken doc links fail), the layer checks, cargo test, every
+    /// slt file in every mode, and the clients' tests.
     Ci,
 }
 
@@ -207,6 +212,31 @@ async fn torture(kills: u32, writers: u32, seed: Option<u64>) -> bool {
     }
 }
 
+/// `cargo xtask clients`: see [`Cmd::Clients`].
+fn clients() -> bool {
+    let Some(binary) = build_binary(Profile::Debug) else {
+        return false;
+    };
+    let package = root().join("clients").join("typescript");
+    let artifacts = target_dir().join("e2e");
+    let npm = |args: &[&str]| {
+        Command::new("npm")
+            .args(args)
+            .current_dir(&package)
+            .env("KALAMDB_BIN", &binary)
+            .env("KALAMDB_ARTIFACTS", &artifacts)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or_else(|e| {
+                eprintln!("cannot run npm ({e}): install Node.js 18 or later");
+                false
+            })
+    };
+    let ok = npm(&["ci", "--no-audit", "--no-fund"]) && npm(&["test"]);
+    println!("clients: screenshots in {}", artifacts.display());
+    ok
+}
+
 fn fuzz(minutes: u64) -> bool {
     let seconds = minutes.saturating_mul(60).to_string();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -235,6 +265,7 @@ async fn main() -> std::process::ExitCode {
         } => torture(kills, writers, seed).await,
         Cmd::Fuzz { minutes } => fuzz(minutes),
         Cmd::Layers => layers::check(&root()),
+        Cmd::Clients => clients(),
         Cmd::Ci => {
             cargo(&["fmt", "--all", "--", "--check"])
                 && cargo(&[
@@ -249,6 +280,7 @@ async fn main() -> std::process::ExitCode {
                 && layers::check(&root())
                 && cargo(&["test", "--workspace"])
                 && run_slt("all", false, None).await
+                && clients()
         }
     };
     if ok {
