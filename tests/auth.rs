@@ -326,3 +326,81 @@ async fn a_generated_secret_is_kept_so_tokens_survive_a_restart() {
     assert!(ws.next().await.is_none());
     assert_eq!(s.root(count).await["results"][0]["rows"][0][0], 0);
 }
+
+/// Root's missing password is for this machine's own tools, not for a web page of another site
+/// open in a browser here: a cross-site POST (CSRF) or a request through a name re-pointed at
+/// 127.0.0.1 (DNS rebinding) is not root, runs nothing and gets no token.
+#[tokio::test]
+async fn another_sites_page_cannot_borrow_roots_missing_password() {
+    let s = server().await;
+    let url = &s.server.url;
+    let authority = url.trim_start_matches("http://").to_string();
+    let post = |path: &str, body: Value, headers: &[(&str, String)]| {
+        let mut req = s.http.post(format!("{url}{path}")).body(body.to_string());
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    let create = json!({"sql": "CREATE NAMESPACE forged"});
+    let root_login = json!({"username": "root", "password": ""});
+    let evil_origin = ("origin", "http://evil.example".to_string());
+    let rebound_host = ("host", "evil.example".to_string());
+    for headers in [
+        vec![evil_origin.clone()],
+        vec![rebound_host.clone()],
+        vec![("origin", "null".to_string())],
+    ] {
+        let (status, body) = post("/v1/api/sql", create.clone(), &headers).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (401, Some("UNAUTHORIZED")),
+            "{headers:?}"
+        );
+        let (status, _) = post("/v1/api/auth/login", root_login.clone(), &headers).await;
+        assert_eq!(status, 401, "{headers:?}");
+    }
+    let namespaces = s
+        .root("SELECT COUNT(*) FROM system.namespaces WHERE name = 'forged'")
+        .await;
+    assert_eq!(
+        namespaces["results"][0]["rows"][0][0],
+        json!(0),
+        "nothing ran"
+    );
+
+    // The server's own page (the console) and tools without Origin still are root.
+    let same_origin = ("origin", format!("http://{authority}"));
+    let (status, body) = post(
+        "/v1/api/sql",
+        json!({"sql": "SELECT current_user()"}),
+        std::slice::from_ref(&same_origin),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["results"][0]["rows"][0][0]),
+        (200, &json!("root"))
+    );
+    let (status, body) = post("/v1/api/auth/login", root_login, &[same_origin]).await;
+    assert_eq!((status, body["token_type"].as_str()), (200, Some("Bearer")));
+    let localhost = ("host", authority.replacen("127.0.0.1", "localhost", 1));
+    let (status, _) = post("/v1/api/sql", json!({"sql": "SELECT 1"}), &[localhost]).await;
+    assert_eq!(status, 200);
+    // A real credential works from any origin (it is not ambient: a page must hold it).
+    s.user("ana", "ana-pw", "user").await;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("ana:ana-pw")
+    );
+    let (status, _) = post(
+        "/v1/api/sql",
+        json!({"sql": "SELECT 1"}),
+        &[evil_origin, ("authorization", basic)],
+    )
+    .await;
+    assert_eq!(status, 200);
+}
