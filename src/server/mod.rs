@@ -1,5 +1,6 @@
 //! The HTTP front end (SPEC section 7): `GET /v1/api/healthcheck`, `POST /v1/api/auth/login`,
-//! `POST /v1/api/sql` and the live-query WebSocket `GET /v1/ws` (`ws.rs`).
+//! `POST /v1/api/sql`, the live-query WebSocket `GET /v1/ws` (`ws.rs`), and the web console at
+//! `/` (`console.rs`).
 //! A thin adapter over [`Engine::execute_with_params`] and the engine's live-query calls: it
 //! authenticates (Basic or Bearer), decodes the request, and shapes the JSON. Every error
 //! leaves as `{"status":"error", ...}` with the SPEC status.
@@ -24,6 +25,7 @@ use crate::error::{Error, Result};
 
 pub mod api;
 mod auth;
+pub mod console;
 mod ws;
 
 /// Largest `POST /v1/api/auth/login` body, in bytes.
@@ -219,6 +221,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/v1/ws", get(ws::upgrade))
         .route("/metrics", get(metrics))
         .route("/v1/api/openapi.json", get(openapi))
+        .merge(console::routes())
         .route_layer(axum::middleware::from_fn(count_request))
         .layer(DefaultBodyLimit::disable())
         .with_state(AppState {
@@ -323,6 +326,7 @@ async fn healthcheck() -> impl IntoResponse {
 async fn login(
     State(AppState { engine, .. }): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
@@ -336,7 +340,7 @@ async fn login(
         }
     };
     // Password verification is deliberately slow (argon2): keep it off the I/O threads.
-    let loopback = peer.ip().is_loopback();
+    let loopback = auth::local_request(&headers, peer);
     let issued =
         tokio::task::spawn_blocking(move || engine.login(&req.username, &req.password, loopback))
             .await

@@ -52,6 +52,9 @@ export interface Subscription {
   readonly lastSeq: Seq | undefined;
   /** Whether it still runs (not unsubscribed, not ended by an error). */
   readonly active: boolean;
+  /** Settles when the first initial data is complete (`status: "ready"`): writes after that
+   * arrive as changes. Rejects with a {@link KalamError} if the subscription ends first. */
+  readonly ready: Promise<void>;
   /** Ends it (idempotent). */
   unsubscribe(): void;
 }
@@ -97,6 +100,8 @@ interface SubState {
   active: boolean;
   /** Whether a `subscribe` for it was sent on an earlier connection. */
   sent: boolean;
+  /** Settles `ready`. */
+  loaded: (error?: KalamError) => void;
 }
 
 const OPEN = 1;
@@ -136,7 +141,21 @@ export class LiveConnection {
 
   subscribe(sql: string, options: SubscribeOptions, onEvent: (e: SubscriptionEvent) => void): Subscription {
     if (this.closed) throw new KalamError("INVALID_PARAMETER", "the client is closed");
-    const state: SubState = { id: `s${this.nextId++}`, sql, options, onEvent, lastSeq: undefined, active: true, sent: false };
+    let loaded: (error?: KalamError) => void = () => {};
+    const ready = new Promise<void>((resolve, reject) => {
+      loaded = (error) => (error ? reject(error) : resolve());
+    });
+    ready.catch(() => {}); // a caller who never awaits `ready` gets no unhandled rejection
+    const state: SubState = {
+      id: `s${this.nextId++}`,
+      sql,
+      options,
+      onEvent,
+      lastSeq: undefined,
+      active: true,
+      sent: false,
+      loaded,
+    };
     this.subs.set(state.id, state);
     if (this.authed) this.sendSubscribe(state);
     else this.ensureConnecting();
@@ -148,6 +167,7 @@ export class LiveConnection {
       get active() {
         return state.active;
       },
+      ready,
       unsubscribe: () => this.unsubscribe(state),
     };
   }
@@ -155,7 +175,10 @@ export class LiveConnection {
   /** Ends every subscription and the connection; nothing reconnects afterwards. */
   close(): void {
     this.closed = true;
-    for (const s of this.subs.values()) s.active = false;
+    for (const s of this.subs.values()) {
+      s.active = false;
+      s.loaded(new KalamError("LIVE_QUERY_KILLED", "the client was closed"));
+    }
     this.subs.clear();
     this.shutdown();
   }
@@ -163,6 +186,7 @@ export class LiveConnection {
   private unsubscribe(state: SubState): void {
     if (!state.active) return;
     state.active = false;
+    state.loaded(new KalamError("LIVE_QUERY_KILLED", "unsubscribed before its initial data was complete"));
     this.subs.delete(state.id);
     if (this.authed) this.send({ type: "unsubscribe", subscription_id: state.id });
     if (this.subs.size === 0) this.shutdown();
@@ -230,6 +254,7 @@ export class LiveConnection {
     this.shutdown();
     for (const s of subs) {
       s.active = false;
+      s.loaded(error);
       s.onEvent({ type: "error", subscription_id: s.id, code: error.code, message: error.message });
     }
   }
@@ -269,11 +294,15 @@ export class LiveConnection {
     if (!state) return;
     if (msg.type === "initial_data_batch") {
       // Only a complete load is a resume point: an interrupted one starts over.
-      if (msg.batch_control.status === "ready") state.lastSeq = maxSeq(state.lastSeq, msg.batch_control.last_seq);
+      if (msg.batch_control.status === "ready") {
+        state.lastSeq = maxSeq(state.lastSeq, msg.batch_control.last_seq);
+        state.loaded();
+      }
     } else if (msg.type === "change") {
       state.lastSeq = maxSeq(state.lastSeq, maxSeq(rowsSeq(msg.rows), rowsSeq(msg.old_values)));
     } else if (msg.type === "error") {
       state.active = false;
+      state.loaded(new KalamError(msg.code, msg.message));
       this.subs.delete(state.id);
     }
     state.onEvent(msg);

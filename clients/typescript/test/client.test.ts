@@ -107,7 +107,7 @@ describe("KalamClient against the real server", () => {
     await ana.sql("INSERT INTO app.tasks (id, title) VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd'), (5, 'e')");
 
     const { sub, events } = watch(ana, "SELECT id, title FROM app.tasks WHERE done = false", { batchSize: 2 });
-    await waitFor("the initial data", () => events.find((e) => e.type === "initial_data_batch" && e.batch_control.status === "ready"));
+    await sub.ready;
     const ack = events[0];
     assert.equal(ack?.type, "subscription_ack");
     assert.equal(ack.type === "subscription_ack" && ack.total_rows, 5);
@@ -148,6 +148,7 @@ describe("KalamClient against the real server", () => {
     });
 
     const missing = watch(ana, "SELECT * FROM app.nope");
+    await assert.rejects(missing.sub.ready, isError("TABLE_NOT_FOUND"));
     const error = await waitFor("the refusal", () => missing.events.find((e) => e.type === "error"));
     assert.equal(error.type === "error" && error.code, "TABLE_NOT_FOUND");
     assert.equal(missing.sub.active, false);
