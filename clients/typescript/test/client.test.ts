@@ -219,3 +219,40 @@ test("a subscription resumes across server restarts without gaps or duplicates",
     await server.stop();
   }
 });
+
+test("an expired token is renewed by a new login, over HTTP and on a live subscription", async () => {
+  const server = await Server.start({ KALAMDB_JWT_EXPIRY_SECS: "1" });
+  const root = new KalamClient({ url: server.url });
+  await root.sql(
+    "CREATE NAMESPACE app; CREATE USER TABLE app.log (id BIGINT PRIMARY KEY); CREATE USER 'ana' WITH PASSWORD 'ana-pw'",
+  );
+  const ana = new KalamClient({ url: server.url, username: "ana", password: "ana-pw", reconnectDelay: () => 50 });
+  try {
+    const first = (await ana.login()).access_token;
+    const { sub, events } = watch(ana, "SELECT id FROM app.log");
+    await sub.ready;
+    // The server ends the connection when the token expires; the client logs in again and resumes.
+    const dropped = await waitFor("the expiry", () => events.find((e) => e.type === "disconnected"));
+    assert.equal(dropped.type === "disconnected" && dropped.error.code, "CONNECTION_FAILED");
+    await waitFor("the resume", () => events.find((e) => e.type === "reconnected"));
+    assert.notEqual(ana.accessToken, first, "a new token");
+    await root.sql("EXECUTE AS USER 'ana' (INSERT INTO app.log VALUES (1))");
+    await waitFor("the change after the renewal", () => (ids(rows(events, "insert")).includes(1) ? true : undefined));
+    assert.equal(sub.active, true);
+    // Over HTTP, an expired token is a 401 that the client answers with one new login.
+    const token = ana.accessToken;
+    await waitFor("the new token to expire", async () => {
+      const r = await fetch(`${server.url}/v1/api/sql`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({ sql: "SELECT 1" }),
+      });
+      return r.status === 401 ? true : undefined;
+    });
+    assert.deepEqual(await ana.query("SELECT id FROM app.log"), [{ id: 1 }]);
+    assert.notEqual(ana.accessToken, token);
+  } finally {
+    ana.close();
+    await server.stop();
+  }
+});

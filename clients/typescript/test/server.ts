@@ -38,6 +38,7 @@ export class Server {
   private constructor(
     readonly dataDir: string,
     public port: number,
+    private readonly env: Record<string, string>,
   ) {}
 
   /** `http://127.0.0.1:<port>`. */
@@ -45,9 +46,10 @@ export class Server {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  /** Starts a server on a new data directory and waits until it answers. */
-  static async start(): Promise<Server> {
-    const server = new Server(mkdtempSync(join(tmpdir(), "kalamdb-ts-")), await freePort());
+  /** Starts a server on a new data directory, with `KALAMDB_*` settings `env`, and waits until
+   * it answers. */
+  static async start(env: Record<string, string> = {}): Promise<Server> {
+    const server = new Server(mkdtempSync(join(tmpdir(), "kalamdb-ts-")), await freePort(), env);
     await server.launch();
     return server;
   }
@@ -59,6 +61,7 @@ export class Server {
     const log = openSync(`${this.dataDir}.log`, "a");
     const child = spawn(binary, ["serve", "--data-dir", this.dataDir, "--bind", `127.0.0.1:${this.port}`], {
       stdio: ["ignore", log, log],
+      env: { ...process.env, ...this.env },
     });
     this.child = child;
     await waitFor(`the server on port ${this.port}`, async () => {
