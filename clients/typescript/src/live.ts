@@ -110,7 +110,11 @@ const OPEN = 1;
 function maxSeq(a: Seq | undefined, b: Seq | undefined): Seq | undefined {
   if (a === undefined) return b;
   if (b === undefined) return a;
-  return BigInt(b) > BigInt(a) ? b : a;
+  try {
+    return BigInt(b) > BigInt(a) ? b : a;
+  } catch {
+    return a; // not a whole number: never a resume point
+  }
 }
 
 function rowsSeq(rows: Row[] | undefined): Seq | undefined {
@@ -136,6 +140,8 @@ export class LiveConnection {
   private nextId = 1;
   private closed = false;
   private renewToken = false;
+  /** A `connect` is under way (fetching a token): no second one may start. */
+  private connecting = false;
 
   constructor(private readonly host: LiveHost) {}
 
@@ -207,8 +213,9 @@ export class LiveConnection {
   }
 
   private ensureConnecting(): void {
-    if (this.socket || this.timer !== undefined || this.closed) return;
-    void this.connect();
+    if (this.socket || this.connecting || this.timer !== undefined || this.closed) return;
+    this.connecting = true;
+    void this.connect().finally(() => (this.connecting = false));
   }
 
   private async connect(): Promise<void> {
@@ -225,7 +232,8 @@ export class LiveConnection {
     if (this.closed || this.subs.size === 0) return;
     const socket = new Ctor(this.host.wsUrl);
     this.socket = socket;
-    socket.onopen = () => this.send({ type: "authenticate", token });
+    const hello: ClientMessage = { type: "authenticate", token };
+    socket.onopen = () => socket.send(JSON.stringify(hello));
     socket.onmessage = (ev) => this.receive(String(ev.data));
     socket.onerror = () => {};
     socket.onclose = (ev) => {

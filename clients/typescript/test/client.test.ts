@@ -135,6 +135,16 @@ describe("KalamClient against the real server", () => {
     await waitFor("last_rows data", () => newest.events.find((e) => e.type === "initial_data_batch"));
     assert.deepEqual(ids(rows(newest.events, "initial")).sort(), [2, 8], "the two newest row versions");
 
+    // fromSeq: only the row versions written after it (the delete of 2 comes as a change).
+    const sixSeq = rows(events, "insert")[0]?.["_seq"];
+    assert.ok(sixSeq !== undefined && sixSeq !== null && typeof sixSeq !== "boolean" && typeof sixSeq !== "object");
+    const later = watch(ana, "SELECT id, title FROM app.tasks WHERE done = false", { fromSeq: sixSeq });
+    await later.sub.ready;
+    await waitFor("the delete of 2", () => (rows(later.events, "delete").length ? true : undefined));
+    assert.deepEqual(rows(later.events, "initial").map((r) => [r["id"], r["title"]]), [[1, "A"], [8, "h"]]);
+    assert.deepEqual(ids(rows(later.events, "delete")), [2]);
+    later.sub.unsubscribe();
+
     // Unsubscribed: nothing more reaches it, and the server forgets it.
     sub.unsubscribe();
     assert.equal(sub.active, false);
@@ -152,6 +162,28 @@ describe("KalamClient against the real server", () => {
     const error = await waitFor("the refusal", () => missing.events.find((e) => e.type === "error"));
     assert.equal(error.type === "error" && error.code, "TABLE_NOT_FOUND");
     assert.equal(missing.sub.active, false);
+  });
+
+  test("subscriptions made at once share one connection and each gets every change once", async () => {
+    for (const c of clients) c.close(); // the earlier tests' subscriptions end
+    const ana = client({ username: "ana", password: "ana-pw" });
+    await ana.sql("DELETE FROM app.todos");
+    await waitFor("no live query left", async () => {
+      const [row] = await ana.query("SELECT COUNT(*) AS n FROM system.live_queries");
+      return row?.["n"] === 0 ? true : undefined;
+    });
+    const a = watch(ana, "SELECT id FROM app.todos");
+    const b = watch(ana, "SELECT id, title FROM app.todos WHERE id > 100");
+    await Promise.all([a.sub.ready, b.sub.ready]);
+    await ana.sql("INSERT INTO app.todos (id, title) VALUES (101, 'x')");
+    await waitFor("both changes", () => (rows(a.events, "insert").length && rows(b.events, "insert").length ? true : undefined));
+    const [count] = await ana.query("SELECT COUNT(*) AS n, COUNT(DISTINCT connection_id) AS c FROM system.live_queries");
+    assert.deepEqual(count, { n: 2, c: 1 });
+    for (const { events } of [a, b]) {
+      assert.deepEqual(events.map((e) => e.type), ["subscription_ack", "initial_data_batch", "change"]);
+    }
+    ana.close();
+    assert.equal(a.sub.active || b.sub.active, false);
   });
 
   test("a token given without credentials that the server refuses ends the subscription", async () => {
