@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 
 pub mod api;
 mod auth;
-pub mod console;
+mod console;
 mod ws;
 
 /// Largest `POST /v1/api/auth/login` body, in bytes.
@@ -340,9 +340,9 @@ async fn login(
         }
     };
     // Password verification is deliberately slow (argon2): keep it off the I/O threads.
-    let loopback = auth::local_request(&headers, peer);
+    let local = auth::local_request(&headers, peer);
     let issued =
-        tokio::task::spawn_blocking(move || engine.login(&req.username, &req.password, loopback))
+        tokio::task::spawn_blocking(move || engine.login(&req.username, &req.password, local))
             .await
             .unwrap_or_else(|_| Err(Error::Internal("login failed unexpectedly".into())));
     match issued {

@@ -63,7 +63,7 @@ enum Cmd {
     /// Structural checks of src/: no import cycle between files, no file over 800 lines.
     Layers,
     /// The TypeScript client's tests and the web console's browser test (clients/typescript:
-    /// `npm ci`, `npm test`) against the debug server binary; needs Node.js ≥ 18 and, for the
+    /// `npm ci`, `npm test`) against the debug server binary; needs Node.js 20 or later and, for the
     /// console, Chromium at `$CHROMIUM` (default /usr/bin/chromium). Screenshots go to
     /// `<target dir>/e2e/`.
     Clients,
@@ -228,7 +228,7 @@ fn clients() -> bool {
             .status()
             .map(|s| s.success())
             .unwrap_or_else(|e| {
-                eprintln!("cannot run npm ({e}): install Node.js 18 or later");
+                eprintln!("cannot run npm ({e}): install Node.js 20 or later");
                 false
             })
     };
