@@ -382,7 +382,7 @@ function sameRow(row, old) {
 }
 
 function applyChange(state, msg) {
-  const live = state.rows.filter((r) => !r.deleted);
+  const shown = state.rows.filter((r) => !r.deleted);
   const rows = msg.rows ?? [];
   const olds = msg.old_values ?? [];
   if (msg.change_type === "insert") {
@@ -391,7 +391,7 @@ function applyChange(state, msg) {
     rows.forEach((values, i) => {
       const old = olds[i] ?? {};
       // `old_values` of an update carry the previous `_seq` of the row.
-      const row = live.find((r) => String(r.values._seq) === String(old._seq)) ?? live.find((r) => sameRow(r, old));
+      const row = shown.find((r) => String(r.values._seq) === String(old._seq)) ?? shown.find((r) => sameRow(r, old));
       if (!row) return addLiveRow(state, values, "updated");
       row.values = values;
       row.tr.className = "";
@@ -401,7 +401,7 @@ function applyChange(state, msg) {
     });
   } else if (msg.change_type === "delete") {
     for (const old of olds) {
-      const row = live.find((r) => sameRow(r, old));
+      const row = shown.find((r) => sameRow(r, old));
       if (!row) continue;
       row.deleted = true;
       row.tr.className = "row-deleted";
@@ -413,8 +413,8 @@ function applyChange(state, msg) {
   }
   const log = $("live-log");
   for (const values of msg.change_type === "delete" ? olds : rows) {
-    const shown = Object.fromEntries(Object.entries(values).filter(([k]) => k !== "_seq"));
-    const line = el("li", `log-${msg.change_type}`, `${msg.change_type} ${JSON.stringify(shown)} (_seq ${values._seq})`);
+    const columns = Object.fromEntries(Object.entries(values).filter(([k]) => k !== "_seq"));
+    const line = el("li", `log-${msg.change_type}`, `${msg.change_type} ${JSON.stringify(columns)} (_seq ${values._seq})`);
     log.prepend(line);
   }
   while (log.children.length > MAX_LOG_LINES) log.lastChild.remove();
