@@ -6,7 +6,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{start, start_hosted};
@@ -190,4 +190,66 @@ async fn null_and_out_of_range_parameters() {
         (status, body["error"]["code"].as_str()),
         (400, Some("INVALID_PARAMETER"))
     );
+}
+
+/// A flood of wrong Basic passwords (each needs an argon2 verification) waits for its turn on
+/// blocking threads, at most 64 waiting; the rest is refused at once with 429. Meanwhile other
+/// requests are served, and afterwards the gate is open again (nothing stays counted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_wrong_passwords_is_bounded_and_stalls_nobody() {
+    let s = start(|_| {}).await;
+    s.sql("CREATE USER 'victim' WITH PASSWORD 'right-one'")
+        .await;
+    let flood = 3 * 64;
+    let finished = Arc::new(AtomicUsize::new(0));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let mut attempts = Vec::new();
+    for i in 0..flood {
+        let (url, http) = (s.url.clone(), s.http.clone());
+        let (finished, refused) = (finished.clone(), refused.clone());
+        attempts.push(tokio::spawn(async move {
+            let status = http
+                .post(format!("{url}/v1/api/sql"))
+                .basic_auth("victim", Some(format!("wrong-{i}")))
+                .body(r#"{"sql": "SELECT 1"}"#)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0);
+            if status == 429 {
+                refused.fetch_add(1, Ordering::SeqCst);
+            }
+            finished.fetch_add(1, Ordering::SeqCst);
+            status
+        }));
+    }
+    assert!(
+        eventually(60, || refused.load(Ordering::SeqCst) > 0).await,
+        "a full queue refuses at once"
+    );
+    // The gate is full: still, a request that needs no password check is served now.
+    let (status, body) = s.sql("SELECT 41 + 1").await;
+    assert_eq!(
+        (status, &body["results"][0]["rows"][0][0]),
+        (200, &json!(42))
+    );
+    assert!(
+        finished.load(Ordering::SeqCst) < flood,
+        "answered while the flood still waits"
+    );
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for a in attempts {
+        *statuses.entry(a.await.unwrap()).or_default() += 1;
+    }
+    let rejected = statuses.get(&429).copied().unwrap_or(0);
+    assert_eq!(
+        statuses.get(&401).copied().unwrap_or(0) + rejected,
+        flood,
+        "{statuses:?}"
+    );
+    assert!(rejected > 0 && rejected <= flood - 64, "{statuses:?}");
+    // Afterwards: the right password works, a wrong one is a plain 401 again.
+    assert_eq!(s.sql_as("SELECT 1", "victim", "right-one").await.0, 200);
+    assert_eq!(s.sql_as("SELECT 1", "victim", "wrong").await.0, 401);
+    s.stop().await;
 }

@@ -325,16 +325,48 @@ impl Users {
         password: &str,
         loopback: bool,
     ) -> Result<UserRecord> {
+        self.check_credentials(username, password, loopback, true)
+            .unwrap_or_else(|| Err(Error::Internal("password check skipped".into())))
+    }
+
+    /// [`Users::authenticate`] when it needs no password hashing — an unknown or dropped user,
+    /// root without a password, a password verified in the last [`CREDENTIAL_CACHE_SECS`] — so
+    /// it is cheap enough for an async worker; `None` when only an argon2 verification (tens of
+    /// milliseconds of CPU, 19 MiB) can tell: run [`Users::authenticate`] on a blocking thread.
+    ///
+    /// # Errors
+    /// As [`Users::authenticate`].
+    pub fn authenticate_cached(
+        &self,
+        username: &str,
+        password: &str,
+        loopback: bool,
+    ) -> Option<Result<Session>> {
+        self.check_credentials(username, password, loopback, false)
+            .map(|r| r.map(|u| Session::new(u.user_id, u.role)))
+    }
+
+    /// The credential check; with `may_hash` false, `None` instead of an argon2 verification.
+    fn check_credentials(
+        &self,
+        username: &str,
+        password: &str,
+        loopback: bool,
+        may_hash: bool,
+    ) -> Option<Result<UserRecord>> {
         let denied = || Error::Unauthorized("invalid username or password".into());
-        let user = self
-            .get(username)?
-            .filter(|u| u.deleted_at.is_none())
-            .ok_or_else(denied)?;
+        let user = match self.get(username) {
+            Ok(Some(u)) if u.deleted_at.is_none() => u,
+            Ok(_) => return Some(Err(denied())),
+            Err(e) => return Some(Err(e)),
+        };
         let ok = match &user.password_hash {
             Some(h) => {
                 let digest = self.cache.digest(&user.user_id, password);
                 if self.cache.hit(&user.user_id, &digest, user.auth_version) {
                     true
+                } else if !may_hash {
+                    return None;
                 } else if verify_password(password, h) {
                     self.cache.insert(&user.user_id, digest, user.auth_version);
                     true
@@ -344,7 +376,7 @@ impl Users {
             }
             None => user.user_id == ROOT_USER && loopback,
         };
-        if ok { Ok(user) } else { Err(denied()) }
+        Some(if ok { Ok(user) } else { Err(denied()) })
     }
 
     /// The session of a login token and its expiry (seconds since the Unix epoch): valid

@@ -2,31 +2,97 @@
 //! (a login token), and for plain HTTP requests without the header, root on loopback while root
 //! has no password — but only for a [`local_request`]: a web page of another site open in a
 //! browser on the same machine must not borrow that (cross-site request forgery, DNS rebinding).
+//! Password checks that need argon2 run on blocking threads behind a [`PasswordGate`], so wrong
+//! passwords, however many, never occupy the async workers that serve everyone else.
 //!
 //! May import: the engine's public surface and the ground floor.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
+use tokio::sync::Semaphore;
 
 use crate::auth::Authenticated;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::session::Session;
 
+/// Password checks waiting for a turn beyond which more are refused (429).
+pub const MAX_WAITING_PASSWORD_CHECKS: usize = 64;
+
+/// Where argon2 password verifications run (about 19 MiB and tens of milliseconds of CPU each):
+/// on blocking threads, at most half the CPUs at once (at least one), with at most
+/// [`MAX_WAITING_PASSWORD_CHECKS`] waiting; a check beyond that is `RATE_LIMIT_EXCEEDED`. So a
+/// flood of wrong passwords costs bounded memory and CPU, and statements keep their workers.
+#[derive(Debug)]
+pub(super) struct PasswordGate {
+    permits: Arc<Semaphore>,
+    waiting: AtomicUsize,
+}
+
+impl Default for PasswordGate {
+    fn default() -> PasswordGate {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        PasswordGate {
+            permits: Arc::new(Semaphore::new((cpus / 2).max(1))),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl PasswordGate {
+    /// Runs `check` on a blocking thread when its turn comes.
+    ///
+    /// # Errors
+    /// `check`'s error; [`Error::RateLimited`] when too many checks wait already.
+    pub(super) async fn run<T: Send + 'static>(
+        &self,
+        check: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        /// Counts a waiting check until dropped.
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        let ahead = self.waiting.fetch_add(1, Ordering::Relaxed);
+        let waiting = Waiting(&self.waiting);
+        if ahead >= MAX_WAITING_PASSWORD_CHECKS {
+            return Err(Error::RateLimited(format!(
+                "too many password checks at once (over {MAX_WAITING_PASSWORD_CHECKS} waiting): \
+                 retry shortly, or log in once and send the token"
+            )));
+        }
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Internal("password checks are closed".into()))?;
+        drop(waiting);
+        // The permit goes with the work: a caller who leaves does not free its turn early.
+        tokio::task::spawn_blocking(move || {
+            let _turn = permit;
+            check()
+        })
+        .await
+        .unwrap_or_else(|_| Err(Error::Internal("password check failed unexpectedly".into())))
+    }
+}
+
 /// The caller named by the `Authorization` header (`Basic` or `Bearer`); None without one.
-pub(super) fn authenticate_header(
-    engine: &Engine,
+pub(super) async fn authenticate_header(
+    engine: &Arc<Engine>,
+    gate: &PasswordGate,
     headers: &HeaderMap,
     peer: SocketAddr,
 ) -> Option<Result<Authenticated>> {
     let value = headers.get(header::AUTHORIZATION)?;
-    Some(authenticate_value(
-        engine,
-        value,
-        local_request(headers, peer),
-    ))
+    Some(authenticate_value(engine, gate, value, local_request(headers, peer)).await)
 }
 
 /// Whether a request may use root's missing password (what the engine calls "loopback"): it
@@ -68,10 +134,11 @@ fn is_loopback_host(host: &str) -> bool {
         || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-fn authenticate_value(
-    engine: &Engine,
+async fn authenticate_value(
+    engine: &Arc<Engine>,
+    gate: &PasswordGate,
     value: &header::HeaderValue,
-    loopback: bool,
+    local: bool,
 ) -> Result<Authenticated> {
     let value = value
         .to_str()
@@ -83,8 +150,16 @@ fn authenticate_value(
             .map_err(|_| malformed())?;
         let text = String::from_utf8(raw).map_err(|_| malformed())?;
         let (user, pass) = text.split_once(':').ok_or_else(malformed)?;
+        let session = match engine.users().authenticate_cached(user, pass, local) {
+            Some(decided) => decided?,
+            None => {
+                let (engine, user, pass) = (engine.clone(), user.to_string(), pass.to_string());
+                gate.run(move || engine.users().authenticate(&user, &pass, local))
+                    .await?
+            }
+        };
         return Ok(Authenticated {
-            session: engine.users().authenticate(user, pass, loopback)?,
+            session,
             expires_at: None,
         });
     }
@@ -98,12 +173,13 @@ fn authenticate_value(
 
 /// The session of an HTTP request: its `Authorization` header, else root for a
 /// [`local_request`] while root has no password.
-pub(super) fn authenticate(
-    engine: &Engine,
+pub(super) async fn authenticate(
+    engine: &Arc<Engine>,
+    gate: &PasswordGate,
     headers: &HeaderMap,
     peer: SocketAddr,
 ) -> Result<Session> {
-    match authenticate_header(engine, headers, peer) {
+    match authenticate_header(engine, gate, headers, peer).await {
         Some(auth) => auth.map(|a| a.session),
         None => engine.users().anonymous_root(local_request(headers, peer)),
     }

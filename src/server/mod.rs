@@ -148,6 +148,13 @@ impl RateLimiter {
 struct AppState {
     engine: Arc<Engine>,
     limiter: Arc<RateLimiter>,
+    passwords: Arc<auth::PasswordGate>,
+}
+
+impl axum::extract::FromRef<AppState> for Arc<auth::PasswordGate> {
+    fn from_ref(state: &AppState) -> Arc<auth::PasswordGate> {
+        state.passwords.clone()
+    }
 }
 
 impl axum::extract::FromRef<AppState> for Arc<Engine> {
@@ -227,6 +234,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .with_state(AppState {
             engine,
             limiter: Arc::default(),
+            passwords: Arc::default(),
         })
 }
 
@@ -261,12 +269,15 @@ async fn count_request(req: axum::extract::Request, next: axum::middleware::Next
     security((), ("basic" = []), ("bearer" = []))
 )]
 async fn metrics(
-    State(AppState { engine, .. }): State<AppState>,
+    State(AppState {
+        engine, passwords, ..
+    }): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
     let started = Instant::now();
-    let allowed = auth::authenticate(&engine, &headers, peer)
+    let allowed = auth::authenticate(&engine, &passwords, &headers, peer)
+        .await
         .and_then(|s| s.require(crate::session::Role::Dba, "reading /metrics"));
     if let Err(e) = allowed {
         return error_response(&e, started);
@@ -324,7 +335,9 @@ async fn healthcheck() -> impl IntoResponse {
     )
 )]
 async fn login(
-    State(AppState { engine, .. }): State<AppState>,
+    State(AppState {
+        engine, passwords, ..
+    }): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
@@ -341,10 +354,9 @@ async fn login(
     };
     // Password verification is deliberately slow (argon2): keep it off the I/O threads.
     let local = auth::local_request(&headers, peer);
-    let issued =
-        tokio::task::spawn_blocking(move || engine.login(&req.username, &req.password, local))
-            .await
-            .unwrap_or_else(|_| Err(Error::Internal("login failed unexpectedly".into())));
+    let issued = passwords
+        .run(move || engine.login(&req.username, &req.password, local))
+        .await;
     match issued {
         Ok(t) => axum::Json(t).into_response(),
         Err(e) => error_response(&e, started),
@@ -367,7 +379,11 @@ async fn login(
     security((), ("basic" = []), ("bearer" = []))
 )]
 async fn sql(
-    State(AppState { engine, limiter }): State<AppState>,
+    State(AppState {
+        engine,
+        limiter,
+        passwords,
+    }): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
@@ -405,7 +421,7 @@ async fn sql(
                 );
             }
         };
-    let session = match auth::authenticate(&engine, &headers, peer) {
+    let session = match auth::authenticate(&engine, &passwords, &headers, peer).await {
         Ok(s) => s,
         Err(e) => return error_response(&e, started),
     };

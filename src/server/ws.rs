@@ -66,13 +66,14 @@ const LAST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(1);
 )]
 pub(super) async fn upgrade(
     State(engine): State<Arc<Engine>>,
+    State(passwords): State<Arc<super::auth::PasswordGate>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
     ws: WebSocketUpgrade,
 ) -> Response {
     let early = match (
-        authenticate_header(&engine, &headers, peer),
+        authenticate_header(&engine, &passwords, &headers, peer).await,
         query.get("token"),
     ) {
         (Some(auth), _) => Some(auth),
