@@ -14,9 +14,11 @@
 //! (`-9223372036854775809` becoming exactly `i64::MIN` once stored); [`exact_integer_literals`]
 //! turns them into exact `DECIMAL(38,0)` values first, so storing one in a BIGINT is an error.
 //!
-//! Not covered: `SUM` over integers still wraps inside DataFusion's accumulator.
+//! `SUM` over integers, which wraps inside DataFusion's accumulator, becomes the checked sum of
+//! [`super::checked_sum`] (aggregates and window frames alike).
 //!
-//! May import: the ground floor and `query::bounded`. Never `engine/` or the front ends.
+//! May import: the ground floor, `query::bounded` and `query::checked_sum`. Never `engine/` or
+//! the front ends.
 
 use std::ops::ControlFlow;
 use std::sync::{Arc, LazyLock};
@@ -31,7 +33,7 @@ use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{
     BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarFunctionArgs,
-    ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ScalarUDF, ScalarUDFImpl, Signature, Volatility, WindowFunctionDefinition,
 };
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::sql::parser::Statement as DfStatement;
@@ -237,6 +239,9 @@ fn rewrite(expr: Expr, schema: &dyn ExprSchema) -> DfResult<Transformed<Expr>> {
         {
             return bounded_concat(e, schema);
         }
+        if matches!(e, Expr::AggregateFunction(_) | Expr::WindowFunction(_)) {
+            return Ok(checked_sum(e, schema));
+        }
         let op = match &e {
             Expr::BinaryExpr(BinaryExpr { op, .. }) => match op {
                 Operator::Plus => Op::Add,
@@ -283,6 +288,33 @@ fn rewrite(expr: Expr, schema: &dyn ExprSchema) -> DfResult<Transformed<Expr>> {
             ScalarFunction::new_udf(checked(op), args),
         )))
     })
+}
+
+/// `sum(x)` (not DISTINCT) over a `BIGINT` or `BIGINT UNSIGNED` becomes
+/// [`super::checked_sum::CHECKED_SUM`], as an aggregate or a window function.
+fn checked_sum(e: Expr, schema: &dyn ExprSchema) -> Transformed<Expr> {
+    use super::checked_sum::{CHECKED_SUM, covers};
+    let replaced = |f: &Arc<datafusion::logical_expr::AggregateUDF>, args: &[Expr]| {
+        f.name() == "sum"
+            && !Arc::ptr_eq(f, &CHECKED_SUM)
+            && matches!(args, [a] if a.get_type(schema).is_ok_and(|t| covers(&t)))
+    };
+    match e {
+        Expr::AggregateFunction(mut f)
+            if !f.params.distinct && replaced(&f.func, &f.params.args) =>
+        {
+            f.func = CHECKED_SUM.clone();
+            Transformed::yes(Expr::AggregateFunction(f))
+        }
+        Expr::WindowFunction(mut w)
+            if !w.params.distinct
+                && matches!(&w.fun, WindowFunctionDefinition::AggregateUDF(f) if replaced(f, &w.params.args)) =>
+        {
+            w.fun = WindowFunctionDefinition::AggregateUDF(CHECKED_SUM.clone());
+            Transformed::yes(Expr::WindowFunction(w))
+        }
+        other => Transformed::no(other),
+    }
 }
 
 /// `a || b` on two strings of one type becomes [`super::bounded::CONCAT_OP`].

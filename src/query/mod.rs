@@ -11,6 +11,7 @@ pub mod bounded;
 pub mod bridge;
 pub mod catalog;
 pub mod checked;
+pub mod checked_sum;
 pub mod coop;
 pub mod dml;
 pub mod guard;
