@@ -364,3 +364,101 @@ impl GroupsAccumulator for SumGroups {
             .saturating_add(self.seen.capacity())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn int64(values: &[Option<i64>]) -> ArrayRef {
+        Arc::new(Int64Array::from(values.to_vec()))
+    }
+
+    fn decimals(array: &ArrayRef) -> Vec<Option<i128>> {
+        array.as_primitive::<Decimal128Type>().iter().collect()
+    }
+
+    #[test]
+    fn groups_pass_exact_partial_state_and_refuse_an_overflowing_result() {
+        let groups = || SumGroups {
+            output: Output::Signed,
+            sums: Vec::new(),
+            seen: Vec::new(),
+        };
+        let mut partial = groups();
+        let input = int64(&[Some(i64::MAX), Some(1), Some(-5), None]);
+        partial
+            .update_batch(&[input.clone()], &[0, 0, 1, 2], None, 3)
+            .unwrap();
+        let state = partial.state(EmitTo::All).unwrap();
+        let max = i128::from(i64::MAX);
+        assert_eq!(
+            decimals(&state[0]),
+            vec![Some(max + 1), Some(-5), None],
+            "a partial sum beyond 64 bits is kept exactly"
+        );
+        // Rows passed straight on as state honour the FILTER.
+        let filter = BooleanArray::from(vec![true, false, true, true]);
+        let direct = groups().convert_to_state(&[input], Some(&filter)).unwrap();
+        assert_eq!(decimals(&direct[0]), vec![Some(max), None, Some(-5), None]);
+        // Final: group 0 comes back into range, group 1 overflows.
+        let mut last = groups();
+        last.merge_batch(&state, &[0, 1, 2], 3).unwrap();
+        last.merge_batch(
+            &[state_array([Some(-2), None, None]).unwrap()],
+            &[0, 1, 2],
+            3,
+        )
+        .unwrap();
+        let sums = last.evaluate(EmitTo::All).unwrap();
+        assert_eq!(
+            sums.as_primitive::<Int64Type>().iter().collect::<Vec<_>>(),
+            vec![Some(i64::MAX - 1), Some(-5), None]
+        );
+        let mut over = groups();
+        over.merge_batch(&state, &[0, 1, 2], 3).unwrap();
+        let err = over.evaluate(EmitTo::All).unwrap_err().to_string();
+        assert!(
+            err.contains("BIGINT out of range: SUM is 9223372036854775808"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_sliding_sum_retracts_and_an_unsigned_sum_stays_unsigned() {
+        let mut frame = SumAccumulator {
+            output: Output::Signed,
+            sum: 0,
+            count: 0,
+        };
+        frame
+            .update_batch(&[int64(&[Some(i64::MAX), Some(i64::MAX)])])
+            .unwrap();
+        assert!(frame.evaluate().is_err());
+        frame.retract_batch(&[int64(&[Some(i64::MAX)])]).unwrap();
+        assert_eq!(
+            frame.evaluate().unwrap(),
+            ScalarValue::Int64(Some(i64::MAX))
+        );
+        frame.retract_batch(&[int64(&[Some(i64::MAX)])]).unwrap();
+        assert_eq!(
+            frame.evaluate().unwrap(),
+            ScalarValue::Int64(None),
+            "empty frame"
+        );
+
+        let mut unsigned = SumAccumulator {
+            output: Output::Unsigned,
+            sum: 0,
+            count: 0,
+        };
+        let big: ArrayRef = Arc::new(UInt64Array::from(vec![u64::MAX - 1, 1]));
+        unsigned.update_batch(&[big.clone()]).unwrap();
+        assert_eq!(
+            unsigned.evaluate().unwrap(),
+            ScalarValue::UInt64(Some(u64::MAX))
+        );
+        unsigned.update_batch(&[big]).unwrap();
+        let err = unsigned.evaluate().unwrap_err().to_string();
+        assert!(err.contains("BIGINT UNSIGNED out of range"), "{err}");
+    }
+}
