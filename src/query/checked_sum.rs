@@ -387,7 +387,7 @@ mod tests {
         let mut partial = groups();
         let input = int64(&[Some(i64::MAX), Some(1), Some(-5), None]);
         partial
-            .update_batch(&[input.clone()], &[0, 0, 1, 2], None, 3)
+            .update_batch(std::slice::from_ref(&input), &[0, 0, 1, 2], None, 3)
             .unwrap();
         let state = partial.state(EmitTo::All).unwrap();
         let max = i128::from(i64::MAX);
@@ -452,7 +452,7 @@ mod tests {
             count: 0,
         };
         let big: ArrayRef = Arc::new(UInt64Array::from(vec![u64::MAX - 1, 1]));
-        unsigned.update_batch(&[big.clone()]).unwrap();
+        unsigned.update_batch(std::slice::from_ref(&big)).unwrap();
         assert_eq!(
             unsigned.evaluate().unwrap(),
             ScalarValue::UInt64(Some(u64::MAX))
