@@ -33,6 +33,9 @@ export interface ClientOptions {
   WebSocket?: WebSocketConstructor;
   /** Milliseconds before reconnect attempt n (0-based); default 100 ms doubling to 5 s. */
   reconnectDelay?: ReconnectDelay;
+  /** Milliseconds between pings on the WebSocket (default 15,000); a connection that stays
+   * silent for two intervals is dropped and resumed, so a lost network is noticed. */
+  pingIntervalMs?: number;
 }
 
 /** Options of one {@link KalamClient.sql} call. */
@@ -59,7 +62,12 @@ export class KalamClient {
   /** Whether the options gave a token (then, without credentials, the client never logs in). */
   private readonly tokenGiven: boolean;
 
+  /** @throws {KalamError} `INVALID_PARAMETER` for a `pingIntervalMs` under 50. */
   constructor(options: ClientOptions = {}) {
+    const pingIntervalMs = options.pingIntervalMs ?? 15_000;
+    if (!(pingIntervalMs >= 50)) {
+      throw new KalamError("INVALID_PARAMETER", `pingIntervalMs must be at least 50, got ${pingIntervalMs}`);
+    }
     this.url = (options.url ?? "http://127.0.0.1:8080").replace(/\/+$/, "");
     this.token = options.token;
     this.username = options.username;
@@ -72,6 +80,7 @@ export class KalamClient {
       canRenew: () => this.canLogin,
       webSocket: () => this.webSocket(),
       reconnectDelay: options.reconnectDelay ?? defaultReconnectDelay,
+      pingIntervalMs,
     });
   }
 

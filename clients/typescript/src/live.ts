@@ -68,6 +68,8 @@ export interface WebSocketLike {
   onerror: ((ev: unknown) => void) | null;
   send(data: string): void;
   close(code?: number, reason?: string): void;
+  /** Drops the connection at once, without a closing handshake (`ws` has it; browsers do not). */
+  terminate?(): void;
 }
 
 /** A WebSocket constructor (`globalThis.WebSocket`, or `ws`'s `WebSocket` in Node < 22). */
@@ -89,6 +91,8 @@ export interface LiveHost {
   canRenew(): boolean;
   webSocket(): Promise<WebSocketConstructor>;
   reconnectDelay: ReconnectDelay;
+  /** Milliseconds between pings; a connection silent for two of them is taken as dead. */
+  pingIntervalMs: number;
 }
 
 interface SubState {
@@ -142,6 +146,10 @@ export class LiveConnection {
   private renewToken = false;
   /** A `connect` is under way (fetching a token): no second one may start. */
   private connecting = false;
+  /** Pings the server and watches that it answers (see {@link LiveHost.pingIntervalMs}). */
+  private heartbeat: ReturnType<typeof setInterval> | undefined;
+  /** When the server was last heard from (ms since the epoch). */
+  private lastHeard = 0;
 
   constructor(private readonly host: LiveHost) {}
 
@@ -201,6 +209,13 @@ export class LiveConnection {
   private shutdown(): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
+    this.forget(1000, "done");
+  }
+
+  /** Detaches and closes the current socket, if any. */
+  private forget(code: number, reason: string): void {
+    if (this.heartbeat !== undefined) clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
     const socket = this.socket;
     this.socket = undefined;
     this.authed = false;
@@ -208,7 +223,8 @@ export class LiveConnection {
       socket.onclose = null;
       socket.onmessage = null;
       socket.onerror = null;
-      socket.close(1000, "done");
+      if (code === 1000 || !socket.terminate) socket.close(code, reason);
+      else socket.terminate();
     }
   }
 
@@ -234,14 +250,28 @@ export class LiveConnection {
     this.socket = socket;
     const hello: ClientMessage = { type: "authenticate", token };
     socket.onopen = () => socket.send(JSON.stringify(hello));
-    socket.onmessage = (ev) => this.receive(String(ev.data));
+    socket.onmessage = (ev) => {
+      this.lastHeard = Date.now();
+      this.receive(String(ev.data));
+    };
     socket.onerror = () => {};
     socket.onclose = (ev) => {
       if (this.socket !== socket) return;
-      this.socket = undefined;
-      this.authed = false;
+      this.forget(1000, "closed");
       this.dropped(new ConnectionError(`connection closed (${ev.code ?? "no code"}${ev.reason ? `: ${ev.reason}` : ""})`));
     };
+    this.lastHeard = Date.now();
+    const every = this.host.pingIntervalMs;
+    this.heartbeat = setInterval(() => {
+      if (this.socket !== socket) return;
+      if (Date.now() - this.lastHeard > 2 * every) {
+        // No answer to two pings (a half-open connection: a lost network, a frozen server).
+        this.forget(4000, "no answer to ping");
+        this.dropped(new ConnectionError(`no answer from the server for ${2 * every} ms`));
+      } else if (socket.readyState === OPEN) {
+        socket.send(JSON.stringify({ type: "ping" } satisfies ClientMessage));
+      }
+    }, every);
   }
 
   /** The connection broke: tell every subscription, then try again after the backoff delay. */

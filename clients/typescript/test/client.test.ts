@@ -288,3 +288,27 @@ test("an expired token is renewed by a new login, over HTTP and on a live subscr
     await server.stop();
   }
 });
+
+test("a connection that stops answering is dropped after two pings and resumed", async () => {
+  const server = await Server.start();
+  const root = new KalamClient({ url: server.url });
+  await root.sql("CREATE NAMESPACE app; CREATE SHARED TABLE app.feed (id BIGINT PRIMARY KEY)");
+  const watcher = new KalamClient({ url: server.url, pingIntervalMs: 100, reconnectDelay: () => 50 });
+  try {
+    assert.throws(() => new KalamClient({ pingIntervalMs: 0 }), isError("INVALID_PARAMETER"));
+    const { sub, events } = watch(watcher, "SELECT id FROM app.feed");
+    await sub.ready;
+    server.signal("SIGSTOP"); // the socket stays open; nothing answers
+    const dropped = await waitFor("the silence to be noticed", () => events.find((e) => e.type === "disconnected"));
+    assert.match(dropped.type === "disconnected" ? dropped.error.message : "", /no answer from the server for 200 ms/);
+    server.signal("SIGCONT");
+    await waitFor("the resume", () => events.find((e) => e.type === "reconnected"));
+    await root.sql("INSERT INTO app.feed VALUES (1)");
+    await waitFor("the change", () => (ids(rows(events, "insert")).includes(1) ? true : undefined));
+    assert.deepEqual(ids([...rows(events, "initial"), ...rows(events, "insert")]), [1]);
+  } finally {
+    server.signal("SIGCONT");
+    watcher.close();
+    await server.stop();
+  }
+});

@@ -84,6 +84,11 @@ export class Server {
     await exited;
   }
 
+  /** Freezes (SIGSTOP) or thaws (SIGCONT) the process: its connections stay open, unanswered. */
+  signal(signal: "SIGSTOP" | "SIGCONT"): void {
+    this.child?.kill(signal);
+  }
+
   /** Stops the server and deletes its data. */
   async stop(): Promise<void> {
     await this.kill("SIGTERM");
