@@ -60,6 +60,9 @@ pub struct PartitionRows {
     pub keys: Vec<Box<[u8]>>,
 }
 
+/// A batch of rows and their full row keys (empty when the reader did not ask for keys).
+pub type KeyedBatch = (RecordBatch, Vec<Box<[u8]>>);
+
 impl PartitionRows {
     /// Each batch with the keys of its rows.
     pub fn with_keys(&self) -> impl Iterator<Item = Result<(&RecordBatch, &[Box<[u8]>])>> {
@@ -73,6 +76,25 @@ impl PartitionRows {
             start = end;
             Ok((b, keys))
         })
+    }
+
+    /// Each batch with the keys of its rows, owned.
+    ///
+    /// # Errors
+    /// [`Error::Internal`] when the keys are out of step with the rows.
+    pub fn into_keyed(self) -> Result<Vec<KeyedBatch>> {
+        let mut keys = self.keys.into_iter();
+        self.batches
+            .into_iter()
+            .map(|b| {
+                let batch_keys: Vec<Box<[u8]>> = keys.by_ref().take(b.num_rows()).collect();
+                if batch_keys.len() == b.num_rows() {
+                    Ok((b, batch_keys))
+                } else {
+                    Err(Error::Internal("row keys out of step with rows".into()))
+                }
+            })
+            .collect()
     }
 }
 

@@ -33,8 +33,8 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::storage::cold;
 use crate::storage::hot::{
-    BATCH_ROWS, HotScan, PartitionRows, batch_of, decode_hot, decode_hot_keys, stream_hot,
-    until_done,
+    BATCH_ROWS, HotScan, KeyedBatch, PartitionRows, batch_of, decode_hot, decode_hot_keys,
+    stream_hot, until_done,
 };
 use crate::storage::{CF_META, View};
 
@@ -92,12 +92,17 @@ impl Pruning {
     }
 }
 
-/// A batch and, when the reader asked for them, its rows' full keys.
-type KeyedBatch = (RecordBatch, Vec<Box<[u8]>>);
-
 /// A producer's side of a streaming scan: batches, then `Ok(None)` once it is done (or its
 /// error), so a producer that stops without saying so is an error, never a silent short read.
-type Batches = tokio::sync::mpsc::Sender<Result<Option<RecordBatch>>>;
+type Batches = tokio::sync::mpsc::Sender<Result<Option<KeyedBatch>>>;
+
+/// What a streaming scan's hot walk decodes: tombstones too, row keys too, at most `limit` rows.
+#[derive(Debug, Clone, Copy)]
+struct HotChoice {
+    include_deleted: bool,
+    with_keys: bool,
+    limit: Option<usize>,
+}
 
 /// Batches a streaming scan keeps in flight between each producer (the RocksDB walk, one cold
 /// file's decoder) and the plan.
@@ -106,20 +111,6 @@ const BATCHES_IN_FLIGHT: usize = 2;
 const COLD_FILES_AHEAD: usize = 2;
 
 impl KalamTable {
-    /// Reads the partition's live rows (and tombstones if `include_deleted`), with columns
-    /// `columns` (indices into the full user+system schema) and their keys, into memory: hot
-    /// rows, then every live cold file of the partition minus its deletion vector. Hot rows,
-    /// manifest and deletion vectors come from one RocksDB snapshot, so a concurrent flush is
-    /// seen entirely or not at all. The write path's read; queries use [`KalamTable::stream`].
-    pub(super) async fn read(
-        &self,
-        columns: &[usize],
-        include_deleted: bool,
-    ) -> Result<PartitionRows> {
-        let (hot, files) = self.read_snapshot(columns, include_deleted)?;
-        self.read_cold(hot, files, columns, include_deleted).await
-    }
-
     /// The rows of a query over the whole partition as a stream of batches of at most
     /// [`BATCH_ROWS`] rows: memory is bounded by a few batches, not by the table. A blocking
     /// task walks the hot rows of one RocksDB snapshot (which also fixes the list of live cold
@@ -134,6 +125,26 @@ impl KalamTable {
         pruning: Option<Arc<Pruning>>,
         limit: Option<usize>,
     ) -> BoxStream<'static, Result<RecordBatch>> {
+        let rows = self
+            .stream_keyed(columns, include_deleted, false, pruning, limit)
+            .map_ok(|(batch, _)| batch);
+        match limit {
+            Some(n) => take_rows(rows, n),
+            None => Box::pin(rows),
+        }
+    }
+
+    /// [`KalamTable::stream`] with each batch's full row keys when `with_keys` (empty
+    /// otherwise), and without cutting the last batch at `limit` (the hot walk still stops
+    /// there). The write path's read: an UPDATE or DELETE holds a few batches, not the partition.
+    pub(super) fn stream_keyed(
+        &self,
+        columns: Arc<[usize]>,
+        include_deleted: bool,
+        with_keys: bool,
+        pruning: Option<Arc<Pruning>>,
+        limit: Option<usize>,
+    ) -> BoxStream<'static, Result<KeyedBatch>> {
         let table = self.clone();
         let rows = async move {
             let (files_tx, files_rx) = tokio::sync::oneshot::channel();
@@ -145,9 +156,12 @@ impl KalamTable {
                     files_tx,
                     &tx,
                     &hot_columns,
-                    include_deleted,
+                    HotChoice {
+                        include_deleted,
+                        with_keys,
+                        limit,
+                    },
                     pruning,
-                    limit,
                 );
                 // The reader may be gone already; then nobody needs the outcome.
                 let _ = tx.blocking_send(sent.map(|()| None));
@@ -158,20 +172,17 @@ impl KalamTable {
             let hot = until_done(rx, "the hot scan");
             let cold = futures::stream::iter(files)
                 .map(move |f| {
-                    let reader = table
-                        .clone()
-                        .read_ahead(f, columns.clone(), include_deleted);
+                    let reader =
+                        table
+                            .clone()
+                            .read_ahead(f, columns.clone(), include_deleted, with_keys);
                     futures::future::ready(reader)
                 })
                 .buffered(COLD_FILES_AHEAD)
                 .flatten();
             Ok::<_, Error>(futures::stream::select(hot, cold))
         };
-        let rows = futures::stream::once(rows).try_flatten();
-        match limit {
-            Some(n) => take_rows(rows, n),
-            None => Box::pin(rows),
-        }
+        Box::pin(futures::stream::once(rows).try_flatten())
     }
 
     /// One cold file's live rows, decoded by a task of its own (so files decode in parallel
@@ -182,14 +193,18 @@ impl KalamTable {
         file: ColdFile,
         columns: Arc<[usize]>,
         include_deleted: bool,
-    ) -> BoxStream<'static, Result<RecordBatch>> {
+        with_keys: bool,
+    ) -> BoxStream<'static, Result<KeyedBatch>> {
         let (tx, rx) = tokio::sync::mpsc::channel(BATCHES_IN_FLIGHT);
         tokio::spawn(async move {
-            let outcome = match self.open_cold(file, columns, include_deleted, false).await {
+            let outcome = match self
+                .open_cold(file, columns, include_deleted, with_keys)
+                .await
+            {
                 Ok(mut rows) => loop {
                     match rows.next().await {
-                        Some(Ok((b, _))) => {
-                            if tx.send(Ok(Some(b))).await.is_err() {
+                        Some(Ok(keyed)) => {
+                            if tx.send(Ok(Some(keyed))).await.is_err() {
                                 return;
                             }
                         }
@@ -212,9 +227,8 @@ impl KalamTable {
         files: tokio::sync::oneshot::Sender<Result<Vec<ColdFile>>>,
         batches: &Batches,
         columns: &[usize],
-        include_deleted: bool,
+        hot: HotChoice,
         pruning: Option<Arc<Pruning>>,
-        limit: Option<usize>,
     ) -> Result<()> {
         let view = self.core.store.view();
         let live = self.live_files(&view, pruning.as_deref());
@@ -226,13 +240,13 @@ impl KalamTable {
         let layout = self.def.hot_layout(columns, crate::ids::now_millis())?;
         let scan = HotScan {
             prefix: &self.prefix(),
-            include_deleted,
-            limit,
-            with_keys: false,
+            include_deleted: hot.include_deleted,
+            limit: hot.limit,
+            with_keys: hot.with_keys,
             stopped: &|| batches.is_closed(),
         };
-        stream_hot(&layout, &view, &scan, |b, _| {
-            Ok(batches.blocking_send(Ok(Some(b))).is_ok())
+        stream_hot(&layout, &view, &scan, |b, keys| {
+            Ok(batches.blocking_send(Ok(Some((b, keys)))).is_ok())
         })
     }
 

@@ -10,6 +10,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use futures::StreamExt;
+use futures::stream::BoxStream;
+
 use crate::locks::PartitionGuard;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::{CastOptions, cast, cast_with_options};
@@ -26,7 +29,7 @@ use crate::control::StatementControl;
 use crate::error::{Error, Result};
 use crate::live::{ChangeBuilder, ChangeKind};
 use crate::storage::codec::{self, RowHeader};
-use crate::storage::hot::{PartitionRows, key_at};
+use crate::storage::hot::{KeyedBatch, key_at};
 use crate::storage::{Batch, CF_META, CF_ROWS, cold, keys};
 
 use super::{KalamTable, point_keys, reject_subqueries, strip_qualifiers};
@@ -438,13 +441,15 @@ impl KalamTable {
     }
 
     /// Takes the partition's write lock, then reads the live rows of the partition with every
-    /// column (user and system): the snapshot an UPDATE or DELETE rewrites — all of them, or
-    /// only those under `keys` when the WHERE pins the primary key. The lock is held until the
-    /// returned guard drops, so no other write lands between the read and the commit.
+    /// column (user and system) and their keys: the snapshot an UPDATE or DELETE rewrites —
+    /// only those under `keys` when the WHERE pins the primary key (read at once), else all of
+    /// them as a stream of batches (a few in memory at a time, not the partition). The lock is
+    /// held until the returned guard drops, so no other write lands between the read and the
+    /// commit.
     async fn lock_and_read(
         &self,
         keys: Option<&[Vec<u8>]>,
-    ) -> Result<(PartitionGuard, PartitionRows)> {
+    ) -> Result<(PartitionGuard, BoxStream<'static, Result<KeyedBatch>>)> {
         let guard = self
             .core
             .locks
@@ -452,8 +457,11 @@ impl KalamTable {
             .await;
         let all: Vec<usize> = (0..self.def.arrow_schema(true).fields().len()).collect();
         let rows = match keys {
-            Some(keys) => self.read_keys(&all, keys, false).await?,
-            None => self.read(&all, false).await?,
+            Some(keys) => {
+                let rows = self.read_keys(&all, keys, false).await?.into_keyed()?;
+                Box::pin(futures::stream::iter(rows.into_iter().map(Ok))) as BoxStream<'_, _>
+            }
+            None => self.stream_keyed(all.into(), false, true, None, None),
         };
         Ok((guard, rows))
     }
@@ -466,7 +474,7 @@ impl KalamTable {
         keys: Option<&[Vec<u8>]>,
         control: &StatementControl,
     ) -> Result<u64> {
-        let (_guard, rows) = self.lock_and_read(keys).await?;
+        let (_guard, mut rows) = self.lock_and_read(keys).await?;
         let pk_pos = self.def.columns.iter().position(|c| c.primary_key);
         let mut wb = Batch::default();
         let mut dv = HashMap::new();
@@ -476,8 +484,9 @@ impl KalamTable {
         let mut count = 0u64;
         let mut last_seq = 0;
         let mut change = self.change(ChangeKind::Update);
-        for batch_and_keys in rows.with_keys() {
-            let (batch, batch_keys) = batch_and_keys?;
+        while let Some(keyed) = rows.next().await {
+            let (batch, batch_keys) = keyed?;
+            let (batch, batch_keys) = (&batch, batch_keys.as_slice());
             let matching = Self::matching_rows(batch, filter)?;
             if matching.is_empty() {
                 continue;
@@ -558,15 +567,16 @@ impl KalamTable {
         keys: Option<&[Vec<u8>]>,
         control: &StatementControl,
     ) -> Result<u64> {
-        let (_guard, rows) = self.lock_and_read(keys).await?;
+        let (_guard, mut rows) = self.lock_and_read(keys).await?;
         let mut wb = Batch::default();
         let mut dv = HashMap::new();
         let mut buf = Vec::new();
         let mut count = 0u64;
         let mut last_seq = 0;
         let mut change = self.change(ChangeKind::Delete);
-        for batch_and_keys in rows.with_keys() {
-            let (batch, batch_keys) = batch_and_keys?;
+        while let Some(keyed) = rows.next().await {
+            let (batch, batch_keys) = keyed?;
+            let (batch, batch_keys) = (&batch, batch_keys.as_slice());
             let old = self.user_columns(batch)?;
             let matching = Self::matching_rows(batch, filter)?;
             let mut seqs = Vec::with_capacity(matching.len());
