@@ -765,3 +765,59 @@ async fn kalamdb_sql_subscribe_prints_changes_as_they_arrive() {
         "{line}"
     );
 }
+
+/// The initial data of a large partition (hot rows and a flushed file) is read as a stream and
+/// only the rows sent are kept: `last_rows` gets the newest rows by `_seq`, a narrow WHERE its
+/// few rows, and an answer over `max_result_rows` is refused without reading further.
+#[tokio::test]
+async fn initial_data_of_a_large_partition_streams_and_keeps_only_what_is_sent() {
+    let s = start_server(&[("KALAMDB_MAX_RESULT_ROWS", "5000")]).await;
+    s.root("CREATE NAMESPACE big").await;
+    s.root("CREATE SHARED TABLE big.t (id BIGINT PRIMARY KEY, v BIGINT)")
+        .await;
+    s.root("INSERT INTO big.t SELECT value, value * 1 FROM generate_series(1, 20000) AS g(value)")
+        .await;
+    s.root("FLUSH TABLE big.t").await;
+    wait_for_flush(&s).await;
+    s.root(
+        "INSERT INTO big.t SELECT value, value * 1 FROM generate_series(20001, 30000) AS g(value)",
+    )
+    .await;
+    s.root("UPDATE big.t SET v = -1 WHERE id = 5").await; // a cold row becomes the newest
+    let root = s.login("root", "").await;
+    let mut ws = s.ws(&root).await;
+    let ids = |messages: &[Value]| -> Vec<i64> {
+        messages
+            .iter()
+            .filter(|m| m["type"] == "initial_data_batch")
+            .flat_map(|m| m["rows"].as_array().cloned().unwrap_or_default())
+            .map(|r| r["id"].as_i64().unwrap())
+            .collect()
+    };
+    let newest = ws
+        .subscribe("n", "SELECT id FROM big.t", json!({"last_rows": 3}))
+        .await;
+    assert_eq!(
+        ids(&newest),
+        [29999, 30000, 5],
+        "by _seq: the UPDATE is newest"
+    );
+    let narrow = ws
+        .subscribe(
+            "w",
+            "SELECT id, v FROM big.t WHERE v < 0 OR id = 12345",
+            json!({}),
+        )
+        .await;
+    assert_eq!(ids(&narrow), [12345, 5]);
+    let all = ws.subscribe("a", "SELECT id FROM big.t", json!({})).await;
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0]["code"], "LIMIT_EXCEEDED");
+    assert!(
+        all[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than 5000 rows"),
+        "{all:?}"
+    );
+}

@@ -11,6 +11,8 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use serde_json::Value;
 
 use crate::auth::Authenticated;
@@ -80,54 +82,71 @@ struct InitialRows {
     gone: Vec<Value>,
 }
 
-/// Splits `batches` (every column of the partition, tombstones included when resuming) into
-/// what the subscriber is sent first.
-fn initial_rows(
+/// Splits `batches` (every column of the partition, tombstones included when resuming, as a
+/// stream) into what the subscriber is sent first. Only the rows it is sent are kept (as JSON),
+/// so memory follows the answer, not the partition: with `last_rows`, the newest `n` seen so
+/// far; otherwise the read stops at the first row past `max_rows`.
+async fn initial_rows(
     c: &Compiled,
-    batches: &[RecordBatch],
+    mut batches: BoxStream<'_, Result<RecordBatch>>,
     from_seq: Option<u64>,
     last_rows: Option<u64>,
     max_rows: u64,
 ) -> Result<InitialRows> {
-    let mut rows: Vec<(u64, &RecordBatch, usize)> = Vec::new();
-    let mut gone = Vec::new();
-    for b in batches {
-        let matches = c.matches(b)?;
+    let newest = last_rows
+        .filter(|_| from_seq.is_none())
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    let max = usize::try_from(max_rows).unwrap_or(usize::MAX);
+    let mut rows: Vec<(u64, Value)> = Vec::new();
+    let mut gone: Vec<(u64, Value)> = Vec::new();
+    let keep_newest = |rows: &mut Vec<(u64, Value)>, n: usize| {
+        rows.sort_by_key(|r| r.0);
+        rows.drain(..rows.len().saturating_sub(n));
+    };
+    while let Some(b) = batches.next().await {
+        let b = b?;
+        let matches = c.matches(&b)?;
         let deleted = b.column_by_name(DELETED).and_then(|a| a.as_boolean_opt());
         for (i, m) in matches.into_iter().enumerate() {
-            let seq = c.seq_of(b, i);
+            let seq = c.seq_of(&b, i);
             if from_seq.is_some_and(|f| seq <= f) {
                 continue;
             }
             let is_deleted = deleted.is_some_and(|d| d.is_valid(i) && d.value(i));
             if m && !is_deleted {
-                rows.push((seq, b, i));
+                rows.push((seq, c.row(&b, i)));
             } else if from_seq.is_some() {
-                gone.push((seq, b, i));
+                gone.push((seq, c.deleted_row(&b, i)));
             }
         }
+        match newest {
+            // Trimmed now and then, so at most about twice the kept rows are held.
+            Some(n) if rows.len() > n.saturating_mul(2).max(4096) => keep_newest(&mut rows, n),
+            Some(_) => {}
+            None if rows.len().saturating_add(gone.len()) > max => {
+                return Err(Error::LimitExceeded(format!(
+                    "max_result_rows: the initial data has more than {max_rows} rows; \
+                     use options.last_rows or a narrower WHERE"
+                )));
+            }
+            None => {}
+        }
+    }
+    if let Some(n) = newest {
+        keep_newest(&mut rows, n);
     }
     rows.sort_by_key(|r| r.0);
     gone.sort_by_key(|r| r.0);
-    if let Some(n) = last_rows.filter(|_| from_seq.is_none()) {
-        let skip = rows
-            .len()
-            .saturating_sub(usize::try_from(n).unwrap_or(usize::MAX));
-        rows.drain(..skip);
-    }
-    let total = u64::try_from(rows.len().saturating_add(gone.len())).unwrap_or(u64::MAX);
-    if total > max_rows {
+    let total = rows.len().saturating_add(gone.len());
+    if total > max {
         return Err(Error::LimitExceeded(format!(
             "max_result_rows: the initial data has {total} rows and the limit is {max_rows}; \
              use options.last_rows or a narrower WHERE"
         )));
     }
     Ok(InitialRows {
-        rows: rows.into_iter().map(|(_, b, i)| c.row(b, i)).collect(),
-        gone: gone
-            .into_iter()
-            .map(|(_, b, i)| c.deleted_row(b, i))
-            .collect(),
+        rows: rows.into_iter().map(|(_, v)| v).collect(),
+        gone: gone.into_iter().map(|(_, v)| v).collect(),
     })
 }
 
@@ -197,16 +216,25 @@ pub(super) async fn subscribe(
             Ok(crate::ids::last_seq())
         });
     let result = async {
-        let (watermark, rows) =
-            run_with_deadline(read, limits.statement_timeout_ms, &control).await?;
-        send_initial(
-            &sub,
-            &rows.batches,
-            watermark,
-            batch_size,
-            limits.max_result_rows,
-        )
-        .await?;
+        // Compiled against the definition the rows are read with (a concurrent ALTER may
+        // recompile the subscription itself for the changes to come).
+        let c = Compiled::new(&sub.spec.table, &sub.spec)?;
+        let options = &sub.spec.options;
+        let initial = async {
+            let (watermark, rows) = read.await?;
+            let initial = initial_rows(
+                &c,
+                rows,
+                options.from_seq,
+                options.last_rows,
+                limits.max_result_rows,
+            )
+            .await?;
+            Ok((watermark, initial))
+        };
+        let (watermark, initial) =
+            run_with_deadline(initial, limits.statement_timeout_ms, &control).await?;
+        send_initial(&sub, &c, initial, watermark, batch_size).await?;
         sub.go_live().await
     }
     .await;
@@ -220,16 +248,11 @@ pub(super) async fn subscribe(
 /// with status `ready`) and, when resuming, the `delete` changes of rows gone since.
 async fn send_initial(
     sub: &Subscription,
-    batches: &[RecordBatch],
+    c: &Compiled,
+    initial: InitialRows,
     watermark: u64,
     batch_size: usize,
-    max_rows: u64,
 ) -> Result<()> {
-    // Compiled against the definition the rows were read with (a concurrent ALTER may have
-    // recompiled the subscription itself for the changes to come).
-    let c = Compiled::new(&sub.spec.table, &sub.spec)?;
-    let options = &sub.spec.options;
-    let initial = initial_rows(&c, batches, options.from_seq, options.last_rows, max_rows)?;
     let full = sub.spec.table.arrow_schema(true);
     let schema: Vec<ColumnInfo> = c
         .columns

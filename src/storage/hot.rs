@@ -40,7 +40,7 @@ pub enum HotColumn {
     Deleted,
 }
 
-/// What [`decode_hot`] produces.
+/// What the hot-tier decoders ([`stream_hot`], [`decode_hot_keys`]) produce.
 #[derive(Debug, Clone)]
 pub struct HotLayout {
     /// The output schema, one field per entry of `columns`.
@@ -64,20 +64,6 @@ pub struct PartitionRows {
 pub type KeyedBatch = (RecordBatch, Vec<Box<[u8]>>);
 
 impl PartitionRows {
-    /// Each batch with the keys of its rows.
-    pub fn with_keys(&self) -> impl Iterator<Item = Result<(&RecordBatch, &[Box<[u8]>])>> {
-        let mut start = 0usize;
-        self.batches.iter().map(move |b| {
-            let end = start.saturating_add(b.num_rows());
-            let keys = self
-                .keys
-                .get(start..end)
-                .ok_or_else(|| Error::Internal("row keys out of step with rows".into()))?;
-            start = end;
-            Ok((b, keys))
-        })
-    }
-
     /// Each batch with the keys of its rows, owned.
     ///
     /// # Errors
@@ -246,33 +232,6 @@ where
     }
 }
 
-/// Decodes every row under `prefix` as of `view` into batches of `layout.schema`, with their
-/// keys, in key order. Tombstones are skipped unless `include_deleted`; expired rows always.
-///
-/// # Errors
-/// Storage failures and corrupt rows.
-pub fn decode_hot(
-    layout: &HotLayout,
-    view: &View<'_>,
-    prefix: &[u8],
-    include_deleted: bool,
-) -> Result<PartitionRows> {
-    let mut out = PartitionRows::default();
-    let scan = HotScan {
-        prefix,
-        include_deleted,
-        limit: None,
-        with_keys: true,
-        stopped: &|| false,
-    };
-    stream_hot(layout, view, &scan, |b, k| {
-        out.batches.push(b);
-        out.keys.extend(k);
-        Ok(true)
-    })?;
-    Ok(out)
-}
-
 /// What [`stream_hot`] reads.
 pub struct HotScan<'a> {
     /// The key prefix of the rows (a partition, or a whole table).
@@ -347,7 +306,7 @@ pub fn until_done<T: Send + 'static>(
     }))
 }
 
-/// Decodes the rows stored under `keys` (full row keys) as of `view`, as [`decode_hot`] does,
+/// Decodes the rows stored under `keys` (full row keys) as of `view`, as [`stream_hot`] does,
 /// in the order of `keys`. Also returns the keys with no hot version at all (neither a row nor
 /// a tombstone): only those can have a cold version.
 ///

@@ -33,8 +33,8 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::storage::cold;
 use crate::storage::hot::{
-    BATCH_ROWS, HotScan, KeyedBatch, PartitionRows, batch_of, decode_hot, decode_hot_keys,
-    stream_hot, until_done,
+    BATCH_ROWS, HotScan, KeyedBatch, PartitionRows, batch_of, decode_hot_keys, stream_hot,
+    until_done,
 };
 use crate::storage::{CF_META, View};
 
@@ -296,46 +296,35 @@ impl KalamTable {
     }
 
     /// A live query's initial data: takes the partition's write lock, runs `register` (which adds
-    /// the subscription to the live routes) and opens the snapshot in the same hold, then reads
-    /// every column of the partition. Every write committed before the snapshot is in the rows;
-    /// every later one reaches the registered subscription as a change: none is missed or seen
-    /// twice. `include_deleted` adds tombstones (a resume needs them). Returns what `register`
-    /// returned and the rows.
+    /// the subscription to the live routes) and opens the snapshot in the same hold, then streams
+    /// every column of the partition from it (as a query's scan does). Every write committed
+    /// before the snapshot is in the rows; every later one reaches the registered subscription
+    /// as a change: none is missed or seen twice. `include_deleted` adds tombstones (a resume
+    /// needs them). Returns what `register` returned and the rows.
     ///
     /// # Errors
-    /// `register`'s error (nothing is read then), storage and decoding errors.
+    /// `register`'s error (nothing is read then); storage and decoding errors, in the stream.
     pub async fn read_subscribed<R>(
         &self,
         include_deleted: bool,
         register: impl FnOnce(&TableDef) -> Result<R>,
-    ) -> Result<(R, PartitionRows)> {
-        let all: Vec<usize> = (0..self.def.arrow_schema(true).fields().len()).collect();
-        let (registered, (hot, files)) = {
-            let _guard = self
-                .core
-                .locks
-                .partition(self.def.id, self.partition())
-                .await;
-            let registered = register(&self.def)?;
-            (registered, self.read_snapshot(&all, include_deleted)?)
-        };
+    ) -> Result<(R, BoxStream<'static, Result<RecordBatch>>)> {
+        let all: Arc<[usize]> = (0..self.def.arrow_schema(true).fields().len()).collect();
+        let guard = self
+            .core
+            .locks
+            .partition(self.def.id, self.partition())
+            .await;
+        let registered = register(&self.def)?;
+        let mut rows = self.stream(all, include_deleted, None, None);
+        // The stream takes its snapshot before it yields anything (its first batch or its end):
+        // the lock is held until then, and no longer.
+        let first = rows.next().await;
+        drop(guard);
         Ok((
             registered,
-            self.read_cold(hot, files, &all, include_deleted).await?,
+            Box::pin(futures::stream::iter(first).chain(rows)),
         ))
-    }
-
-    /// The hot rows (with keys) and the live cold files of the partition, from one RocksDB
-    /// snapshot.
-    fn read_snapshot(
-        &self,
-        columns: &[usize],
-        include_deleted: bool,
-    ) -> Result<(PartitionRows, Vec<ColdFile>)> {
-        let view = self.core.store.view();
-        let layout = self.def.hot_layout(columns, crate::ids::now_millis())?;
-        let hot = decode_hot(&layout, &view, &self.prefix(), include_deleted)?;
-        Ok((hot, self.live_files(&view, None)?))
     }
 
     /// The live cold files of the partition as of `view`, with their deletion vectors, minus
