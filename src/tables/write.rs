@@ -32,7 +32,15 @@ use crate::storage::codec::{self, RowHeader};
 use crate::storage::hot::{KeyedBatch, key_at};
 use crate::storage::{Batch, CF_META, CF_ROWS, cold, keys};
 
+use super::scan::Pruning;
 use super::{KalamTable, point_keys, reject_subqueries, strip_qualifiers};
+
+/// Which rows an UPDATE or DELETE reads: those under `keys` when its WHERE pins the primary
+/// key, else the partition less what `pruning` rules out.
+struct Read<'a> {
+    keys: Option<&'a [Vec<u8>]>,
+    pruning: Option<Arc<Pruning>>,
+}
 
 impl KalamTable {
     /// UPDATE: sets `assignments` (column name → value, qualifiers allowed) on every row of the
@@ -58,6 +66,7 @@ impl KalamTable {
         }
         self.check_write_allowed()?;
         let keys = self.predicate_keys(predicate.as_ref())?;
+        let pruning = self.write_pruning(state, predicate.as_ref());
         let filter = self.compile_filter(state, predicate)?;
         let full = self.def.arrow_schema(true);
         let df_schema = DFSchema::try_from(full.as_ref().clone())?;
@@ -75,8 +84,11 @@ impl KalamTable {
             let expr = strip_qualifiers(expr)?;
             compiled.push((pos, state.create_physical_expr(expr, &df_schema)?));
         }
-        self.update_rows(&compiled, &filter, keys.as_deref(), control)
-            .await
+        let read = Read {
+            keys: keys.as_deref(),
+            pruning,
+        };
+        self.update_rows(&compiled, &filter, read, control).await
     }
 
     /// DELETE: tombstones (USER/SHARED) or removes (STREAM) every row of the caller's partition
@@ -92,8 +104,13 @@ impl KalamTable {
     ) -> Result<u64> {
         self.check_write_allowed()?;
         let keys = self.predicate_keys(predicate.as_ref())?;
+        let pruning = self.write_pruning(state, predicate.as_ref());
         let filter = self.compile_filter(state, predicate)?;
-        self.delete_rows(&filter, keys.as_deref(), control).await
+        let read = Read {
+            keys: keys.as_deref(),
+            pruning,
+        };
+        self.delete_rows(&filter, read, control).await
     }
 
     /// Where `key`'s current version is: `(live, cold location)`. The hot tier is checked first;
@@ -440,15 +457,25 @@ impl KalamTable {
         point_keys(self, &split_conjunction(&p))
     }
 
+    /// What the WHERE of an UPDATE or DELETE lets it skip of the cold files and their pages
+    /// (a row there cannot make the WHERE TRUE); None when nothing can be pruned.
+    fn write_pruning(
+        &self,
+        state: &dyn DfSession,
+        predicate: Option<&Expr>,
+    ) -> Option<Arc<Pruning>> {
+        self.pruning(state, std::slice::from_ref(predicate?))
+    }
+
     /// Takes the partition's write lock, then reads the live rows of the partition with every
     /// column (user and system) and their keys: the snapshot an UPDATE or DELETE rewrites —
-    /// only those under `keys` when the WHERE pins the primary key (read at once), else all of
-    /// them as a stream of batches (a few in memory at a time, not the partition). The lock is
-    /// held until the returned guard drops, so no other write lands between the read and the
-    /// commit.
+    /// only those under `read.keys` when the WHERE pins the primary key (read at once), else
+    /// all of them but what `read.pruning` rules out, as a stream of batches (a few in memory at
+    /// a time, not the partition). The lock is held until the returned guard drops, so no
+    /// other write lands between the read and the commit.
     async fn lock_and_read(
         &self,
-        keys: Option<&[Vec<u8>]>,
+        read: Read<'_>,
     ) -> Result<(PartitionGuard, BoxStream<'static, Result<KeyedBatch>>)> {
         let guard = self
             .core
@@ -456,12 +483,12 @@ impl KalamTable {
             .partition(self.def.id, self.partition())
             .await;
         let all: Vec<usize> = (0..self.def.arrow_schema(true).fields().len()).collect();
-        let rows = match keys {
+        let rows = match read.keys {
             Some(keys) => {
                 let rows = self.read_keys(&all, keys, false).await?.into_keyed()?;
                 Box::pin(futures::stream::iter(rows.into_iter().map(Ok))) as BoxStream<'_, _>
             }
-            None => self.stream_keyed(all.into(), false, true, None, None),
+            None => self.stream_keyed(all.into(), false, true, read.pruning, None),
         };
         Ok((guard, rows))
     }
@@ -471,10 +498,10 @@ impl KalamTable {
         &self,
         assignments: &[(usize, Arc<dyn PhysicalExpr>)],
         filter: &Option<Arc<dyn PhysicalExpr>>,
-        keys: Option<&[Vec<u8>]>,
+        read: Read<'_>,
         control: &StatementControl,
     ) -> Result<u64> {
-        let (_guard, mut rows) = self.lock_and_read(keys).await?;
+        let (_guard, mut rows) = self.lock_and_read(read).await?;
         let pk_pos = self.def.columns.iter().position(|c| c.primary_key);
         let mut wb = Batch::default();
         let mut dv = HashMap::new();
@@ -564,10 +591,10 @@ impl KalamTable {
     async fn delete_rows(
         &self,
         filter: &Option<Arc<dyn PhysicalExpr>>,
-        keys: Option<&[Vec<u8>]>,
+        read: Read<'_>,
         control: &StatementControl,
     ) -> Result<u64> {
-        let (_guard, mut rows) = self.lock_and_read(keys).await?;
+        let (_guard, mut rows) = self.lock_and_read(read).await?;
         let mut wb = Batch::default();
         let mut dv = HashMap::new();
         let mut buf = Vec::new();
