@@ -810,14 +810,20 @@ async fn initial_data_of_a_large_partition_streams_and_keeps_only_what_is_sent()
         )
         .await;
     assert_eq!(ids(&narrow), [12345, 5]);
-    let all = ws.subscribe("a", "SELECT id FROM big.t", json!({})).await;
-    assert_eq!(all.len(), 1, "{all:?}");
-    assert_eq!(all[0]["code"], "LIMIT_EXCEEDED");
-    assert!(
-        all[0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("more than 5000 rows"),
-        "{all:?}"
-    );
+    let at_limit = ws
+        .subscribe("l", "SELECT id FROM big.t", json!({"last_rows": 5000}))
+        .await;
+    assert_eq!(ids(&at_limit).len(), 5000);
+    for (id, options) in [("a", json!({})), ("o", json!({"last_rows": 5001}))] {
+        let refused = ws.subscribe(id, "SELECT id FROM big.t", options).await;
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0]["code"], "LIMIT_EXCEEDED");
+        assert!(
+            refused[0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("more than 5000 rows"),
+            "{refused:?}"
+        );
+    }
 }

@@ -119,17 +119,18 @@ async fn initial_rows(
                 gone.push((seq, c.deleted_row(&b, i)));
             }
         }
-        match newest {
-            // Trimmed now and then, so at most about twice the kept rows are held.
-            Some(n) if rows.len() > n.saturating_mul(2).max(4096) => keep_newest(&mut rows, n),
-            Some(_) => {}
-            None if rows.len().saturating_add(gone.len()) > max => {
-                return Err(Error::LimitExceeded(format!(
-                    "max_result_rows: the initial data has more than {max_rows} rows; \
-                     use options.last_rows or a narrower WHERE"
-                )));
-            }
-            None => {}
+        // Past `max_rows` already, and it can only grow (or, with `last_rows` above the
+        // limit, shrink to no fewer rows than the limit).
+        let over = rows.len().saturating_add(gone.len()) > max && newest.is_none_or(|n| n > max);
+        if over {
+            return Err(Error::LimitExceeded(format!(
+                "max_result_rows: the initial data has more than {max_rows} rows; \
+                 use options.last_rows or a narrower WHERE"
+            )));
+        }
+        // With `last_rows`, trimmed now and then: at most about twice the kept rows are held.
+        if let Some(n) = newest.filter(|n| rows.len() > n.saturating_mul(2).max(4096)) {
+            keep_newest(&mut rows, n);
         }
     }
     if let Some(n) = newest {
