@@ -190,6 +190,10 @@ pub fn hash_password(password: &str) -> Result<String> {
         .map_err(|e| Error::Internal(format!("password hashing failed: {e}")))
 }
 
+/// A hash checked against when the user does not exist (see `Users::check_credentials`).
+static NO_SUCH_USER_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| hash_password("no such user").unwrap_or_default());
+
 fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
         .map(|h| {
@@ -357,7 +361,15 @@ impl Users {
         let denied = || Error::Unauthorized("invalid username or password".into());
         let user = match self.get(username) {
             Ok(Some(u)) if u.deleted_at.is_none() => u,
-            Ok(_) => return Some(Err(denied())),
+            Ok(_) => {
+                // As slow as a wrong password, so the answer's timing does not tell which
+                // users exist.
+                if !may_hash {
+                    return None;
+                }
+                let _ = verify_password(password, &NO_SUCH_USER_HASH);
+                return Some(Err(denied()));
+            }
             Err(e) => return Some(Err(e)),
         };
         let ok = match &user.password_hash {
@@ -447,6 +459,19 @@ mod tests {
         assert!(verify_password("secret", &h));
         assert!(!verify_password("Secret", &h));
         assert!(hash_password("").is_err());
+    }
+
+    #[test]
+    fn an_unknown_user_costs_a_password_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("db"), false).unwrap());
+        let users = Users::open(store, None).unwrap();
+        // Not decided without hashing (so it waits its turn like a wrong password) ...
+        assert!(users.authenticate_cached("nobody", "pw", true).is_none());
+        // ... and refused like one.
+        let err = users.authenticate("nobody", "pw", true).unwrap_err();
+        assert_eq!(err.message(), "invalid username or password");
+        assert!(NO_SUCH_USER_HASH.starts_with("$argon2"));
     }
 
     #[test]
