@@ -66,7 +66,7 @@ impl KalamTable {
         }
         self.check_write_allowed()?;
         let keys = self.predicate_keys(predicate.as_ref())?;
-        let pruning = self.write_pruning(state, predicate.as_ref());
+        let pruning = self.write_pruning(state, predicate.as_ref(), keys.is_some());
         let filter = self.compile_filter(state, predicate)?;
         let full = self.def.arrow_schema(true);
         let df_schema = DFSchema::try_from(full.as_ref().clone())?;
@@ -104,7 +104,7 @@ impl KalamTable {
     ) -> Result<u64> {
         self.check_write_allowed()?;
         let keys = self.predicate_keys(predicate.as_ref())?;
-        let pruning = self.write_pruning(state, predicate.as_ref());
+        let pruning = self.write_pruning(state, predicate.as_ref(), keys.is_some());
         let filter = self.compile_filter(state, predicate)?;
         let read = Read {
             keys: keys.as_deref(),
@@ -458,12 +458,17 @@ impl KalamTable {
     }
 
     /// What the WHERE of an UPDATE or DELETE lets it skip of the cold files and their pages
-    /// (a row there cannot make the WHERE TRUE); None when nothing can be pruned.
+    /// (a row there cannot make the WHERE TRUE); None when nothing can be pruned, or when the
+    /// WHERE pins the primary key (`by_key`: those rows are read by key, no file is scanned).
     fn write_pruning(
         &self,
         state: &dyn DfSession,
         predicate: Option<&Expr>,
+        by_key: bool,
     ) -> Option<Arc<Pruning>> {
+        if by_key {
+            return None;
+        }
         self.pruning(state, std::slice::from_ref(predicate?))
     }
 
