@@ -4,8 +4,33 @@
 
 use serde_json::json;
 
+use super::Engine;
 use super::tests::{open_with, rows};
+use crate::error::Result;
 use crate::session::Session;
+
+/// `FLUSH TABLE table` as root, then waits for the job.
+async fn flush(e: &Engine, table: &str) {
+    e.execute(&format!("FLUSH TABLE {table}"), &Session::root())
+        .await
+        .unwrap();
+    e.wait_for_jobs(std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+}
+
+/// Inserts the rows `(i, i)` for `i` in `from..=to` into `table` (id, v).
+async fn fill(e: &Engine, table: &str, from: i64, to: i64) {
+    let sql = format!(
+        "INSERT INTO {table} SELECT value, value * 1 FROM generate_series({from}, {to}) AS g(value)"
+    );
+    e.execute(&sql, &Session::root()).await.unwrap();
+}
+
+/// The rows a write statement reports it changed.
+async fn changed(e: &Engine, sql: &str) -> Result<usize> {
+    Ok(e.execute(sql, &Session::root()).await?[0].row_count)
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn range_filters_over_a_cold_file_with_a_deletion_vector_are_exact() {
@@ -15,10 +40,7 @@ async fn range_filters_over_a_cold_file_with_a_deletion_vector_are_exact() {
     )
     .await;
     let root = Session::root();
-    e.execute("FLUSH TABLE c.t", &root).await.unwrap();
-    e.wait_for_jobs(std::time::Duration::from_secs(60))
-        .await
-        .unwrap();
+    flush(&e, "c.t").await;
     assert_eq!(
         rows(&e, "SELECT COUNT(*) FROM c.t").await,
         [[json!(100_000)]]
@@ -106,29 +128,17 @@ async fn range_filters_over_a_cold_file_with_a_deletion_vector_are_exact() {
 /// and each cold file, a few batches at a time) and still touch exactly the matching rows.
 #[tokio::test(flavor = "multi_thread")]
 async fn writes_without_a_key_filter_stream_hot_and_cold_rows_exactly() {
-    let (_d, e) = open_with(
-        "CREATE NAMESPACE w; CREATE SHARED TABLE w.t (id BIGINT PRIMARY KEY, v BIGINT); \
-         INSERT INTO w.t SELECT value, value * 1 FROM generate_series(0, 19999) AS g(value)",
-    )
-    .await;
-    let root = Session::root();
-    let flush = || async {
-        e.execute("FLUSH TABLE w.t", &root).await.unwrap();
-        e.wait_for_jobs(std::time::Duration::from_secs(60))
-            .await
-            .unwrap();
-    };
-    flush().await;
-    let more =
-        "INSERT INTO w.t SELECT value, value * 1 FROM generate_series(20000, 29999) AS g(value)";
-    e.execute(more, &root).await.unwrap();
-    flush().await;
-    let hot =
-        "INSERT INTO w.t SELECT value, value * 1 FROM generate_series(30000, 39999) AS g(value)";
-    e.execute(hot, &root).await.unwrap();
+    let (_d, e) =
+        open_with("CREATE NAMESPACE w; CREATE SHARED TABLE w.t (id BIGINT PRIMARY KEY, v BIGINT)")
+            .await;
+    fill(&e, "w.t", 0, 19_999).await;
+    flush(&e, "w.t").await;
+    fill(&e, "w.t", 20_000, 29_999).await;
+    flush(&e, "w.t").await;
+    fill(&e, "w.t", 30_000, 39_999).await;
     let count = |sql: &'static str| {
-        let (e, root) = (&e, &root);
-        async move { e.execute(sql, root).await.unwrap()[0].row_count }
+        let e = &e;
+        async move { changed(e, sql).await.unwrap() }
     };
     // Two cold files and 10,000 hot rows: every third row changes, in every tier.
     let third = (0..40_000i64).filter(|v| v % 3 == 0).count();
@@ -169,32 +179,19 @@ async fn writes_without_a_key_filter_stream_hot_and_cold_rows_exactly() {
 /// while one that could match in the missing file fails (so the check bites).
 #[tokio::test(flavor = "multi_thread")]
 async fn writes_skip_the_cold_files_their_where_rules_out() {
-    let (d, e) = open_with(
-        "CREATE NAMESPACE p; CREATE SHARED TABLE p.t (id BIGINT PRIMARY KEY, v BIGINT); \
-         INSERT INTO p.t SELECT value, value * 1 FROM generate_series(0, 9999) AS g(value)",
-    )
-    .await;
-    let root = Session::root();
-    let flush = || async {
-        e.execute("FLUSH TABLE p.t", &root).await.unwrap();
-        e.wait_for_jobs(std::time::Duration::from_secs(60))
-            .await
-            .unwrap();
-    };
-    flush().await;
+    let (d, e) =
+        open_with("CREATE NAMESPACE p; CREATE SHARED TABLE p.t (id BIGINT PRIMARY KEY, v BIGINT)")
+            .await;
+    fill(&e, "p.t", 0, 9_999).await;
+    flush(&e, "p.t").await;
     let older = crate::process::files_under(d.path(), "parquet", None);
     assert_eq!(older.len(), 1);
-    let newer_rows =
-        "INSERT INTO p.t SELECT value, value * 1 FROM generate_series(10000, 19999) AS g(value)";
-    e.execute(newer_rows, &root).await.unwrap();
-    flush().await;
+    fill(&e, "p.t", 10_000, 19_999).await;
+    flush(&e, "p.t").await;
     for f in &older {
         std::fs::remove_file(f).unwrap();
     }
-    let count = |sql: &'static str| {
-        let (e, root) = (&e, &root);
-        async move { e.execute(sql, root).await.map(|r| r[0].row_count) }
-    };
+    let count = |sql: &'static str| changed(&e, sql);
     assert_eq!(
         count("DELETE FROM p.t WHERE id >= 15000").await.unwrap(),
         5000
