@@ -189,56 +189,54 @@ pub(super) async fn authenticate(
 mod tests {
     use super::*;
 
-    fn request(peer: &str, pairs: &[(&str, &str)]) -> bool {
-        let mut headers = HeaderMap::new();
-        for (k, v) in pairs {
-            headers.insert(
-                header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        }
-        local_request(&headers, peer.parse().unwrap())
-    }
-
     #[test]
     fn only_this_machines_own_requests_are_local() {
         let lo = "127.0.0.1:5000";
-        assert!(request(lo, &[]));
-        assert!(request(lo, &[("host", "127.0.0.1:8080")]));
-        assert!(request(lo, &[("host", "localhost:8080")]));
-        assert!(request("[::1]:5000", &[("host", "[::1]:8080")]));
-        assert!(request(
-            lo,
-            &[
-                ("host", "127.0.0.1:8080"),
-                ("origin", "http://127.0.0.1:8080")
-            ]
-        ));
-        assert!(request(
-            lo,
-            &[("host", "LOCALHOST"), ("origin", "http://localhost")]
-        ));
-        // Another site's page, a rebound name, an opaque origin, another port's page, a remote peer.
-        assert!(!request(
-            lo,
-            &[
-                ("host", "127.0.0.1:8080"),
-                ("origin", "http://evil.example")
-            ]
-        ));
-        assert!(!request(lo, &[("host", "evil.example:8080")]));
-        assert!(!request(lo, &[("host", "127.0.0.1.evil.example")]));
-        assert!(!request(
-            lo,
-            &[("host", "127.0.0.1:8080"), ("origin", "null")]
-        ));
-        assert!(!request(
-            lo,
-            &[
-                ("host", "127.0.0.1:8080"),
-                ("origin", "http://127.0.0.1:3000")
-            ]
-        ));
-        assert!(!request("10.0.0.5:5000", &[("host", "127.0.0.1:8080")]));
+        // (peer, Host, Origin, local?)
+        let cases = [
+            (lo, None, None, true),
+            (lo, Some("127.0.0.1:8080"), None, true),
+            (lo, Some("localhost:8080"), None, true),
+            ("[::1]:5000", Some("[::1]:8080"), None, true),
+            (
+                lo,
+                Some("127.0.0.1:8080"),
+                Some("http://127.0.0.1:8080"),
+                true,
+            ),
+            (lo, Some("LOCALHOST"), Some("http://localhost"), true),
+            // Another site's page, a rebound name, an opaque origin, another port's page, a
+            // remote peer.
+            (
+                lo,
+                Some("127.0.0.1:8080"),
+                Some("http://evil.example"),
+                false,
+            ),
+            (lo, Some("evil.example:8080"), None, false),
+            (lo, Some("127.0.0.1.evil.example"), None, false),
+            (lo, Some("127.0.0.1:8080"), Some("null"), false),
+            (
+                lo,
+                Some("127.0.0.1:8080"),
+                Some("http://127.0.0.1:3000"),
+                false,
+            ),
+            ("10.0.0.5:5000", Some("127.0.0.1:8080"), None, false),
+        ];
+        for (peer, host, origin, local) in cases {
+            let mut headers = HeaderMap::new();
+            if let Some(h) = host {
+                headers.insert(header::HOST, h.parse().unwrap());
+            }
+            if let Some(o) = origin {
+                headers.insert(header::ORIGIN, o.parse().unwrap());
+            }
+            assert_eq!(
+                local_request(&headers, peer.parse().unwrap()),
+                local,
+                "{peer} {host:?} {origin:?}"
+            );
+        }
     }
 }
