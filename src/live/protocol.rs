@@ -78,6 +78,22 @@ impl ClientMessage {
     }
 }
 
+/// The subscription a message that failed to parse is about: `subscription.id` of a
+/// `subscribe` (its options may be what is wrong) or `subscription_id` of an `unsubscribe`,
+/// when the message is JSON and the id a string of 1 to [`MAX_SUBSCRIPTION_ID_BYTES`] bytes.
+/// Its `error` then names it, so the client can tell which subscribe was refused.
+pub fn subscription_id_of(text: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(text).ok()?;
+    let id = match v.get("type")?.as_str()? {
+        "subscribe" => v.get("subscription")?.get("id")?,
+        "unsubscribe" => v.get("subscription_id")?,
+        _ => return None,
+    };
+    id.as_str()
+        .filter(|id| (1..=MAX_SUBSCRIPTION_ID_BYTES).contains(&id.len()))
+        .map(str::to_string)
+}
+
 /// `subscription` of a `subscribe` message.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -321,6 +337,24 @@ mod tests {
             r#"{"type":"subscribe","subscription":{"id":"s","sql":"x","options":{"from_sq":1}}}"#,
         );
         assert!(typo.unwrap_err().message().contains("from_sq"));
+        // The refused message's subscription is named in its error.
+        let bad_options = r#"{"type":"subscribe","subscription":{"id":"s9","sql":"x","options":{"batch_size":-1}}}"#;
+        assert!(ClientMessage::parse(bad_options).is_err());
+        assert_eq!(subscription_id_of(bad_options).as_deref(), Some("s9"));
+        assert_eq!(
+            subscription_id_of(r#"{"type":"unsubscribe","subscription_id":7}"#),
+            None
+        );
+        assert_eq!(
+            subscription_id_of(r#"{"type":"ping","subscription_id":"x"}"#),
+            None
+        );
+        assert_eq!(subscription_id_of("not json"), None);
+        let long = format!(
+            r#"{{"type":"subscribe","subscription":{{"id":"{}"}}}}"#,
+            "x".repeat(129)
+        );
+        assert_eq!(subscription_id_of(&long), None);
     }
 
     #[test]

@@ -169,7 +169,8 @@ async fn on_message(
 ) {
     match ClientMessage::parse(text) {
         Err(e) => {
-            connection.offer(protocol::error(None, e.code(), &e.message()));
+            let id = protocol::subscription_id_of(text);
+            connection.offer(protocol::error(id.as_deref(), e.code(), &e.message()));
         }
         Ok(ClientMessage::Ping) => {
             connection.offer(protocol::pong());

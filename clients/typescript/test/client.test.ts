@@ -6,6 +6,7 @@ import {
   KalamClient,
   KalamError,
   type Row,
+  type SubscribeOptions,
   type Subscription,
   type SubscriptionEvent,
 } from "../src/index.js";
@@ -184,6 +185,31 @@ describe("KalamClient against the real server", () => {
     }
     ana.close();
     assert.equal(a.sub.active || b.sub.active, false);
+  });
+
+  test("careless options end only their own subscription, with INVALID_PARAMETER", async () => {
+    const ana = client({ username: "ana", password: "ana-pw" });
+    const good = watch(ana, "SELECT id FROM app.todos");
+    await good.sub.ready;
+    const careless: SubscribeOptions[] = [
+      { batchSize: 0 },
+      { batchSize: 10_001 },
+      { batchSize: 1.5 },
+      { lastRows: -1 },
+      { fromSeq: "not a number" },
+      { fromSeq: "-1" },
+      { fromSeq: "18446744073709551616" }, // one past u64
+    ];
+    for (const options of careless) {
+      const bad = watch(ana, "SELECT id FROM app.todos", options);
+      await assert.rejects(bad.sub.ready, isError("INVALID_PARAMETER"), JSON.stringify(options));
+      assert.equal(bad.sub.active, false);
+    }
+    await ana.sql("INSERT INTO app.todos (id, title) VALUES (500, 'still live')");
+    await waitFor("the good subscription's change", () => (ids(rows(good.events, "insert")).includes(500) ? true : undefined));
+    const [live] = await ana.query("SELECT COUNT(*) AS n FROM system.live_queries");
+    assert.equal(live?.["n"], 1, "nothing stays registered for the refused ones");
+    assert.equal(good.events.filter((e) => e.type === "error").length, 0);
   });
 
   test("a token given without credentials that the server refuses ends the subscription", async () => {
