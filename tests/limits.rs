@@ -251,5 +251,30 @@ async fn a_flood_of_wrong_passwords_is_bounded_and_stalls_nobody() {
     // Afterwards: the right password works, a wrong one is a plain 401 again.
     assert_eq!(s.sql_as("SELECT 1", "victim", "right-one").await.0, 200);
     assert_eq!(s.sql_as("SELECT 1", "victim", "wrong").await.0, 401);
+
+    // Clients that give up while their check waits: the gate forgets them (it would otherwise
+    // stay counted full and refuse every later check with 429).
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let gave_up = futures::future::join_all((0..flood).map(|i| {
+        impatient
+            .post(format!("{}/v1/api/sql", s.url))
+            .basic_auth("victim", Some(format!("impatient-{i}")))
+            .body(r#"{"sql": "SELECT 1"}"#)
+            .send()
+    }))
+    .await;
+    assert!(gave_up.iter().any(Result::is_err), "some clients timed out");
+    let mut status = 0;
+    for _ in 0..600 {
+        status = s.sql_as("SELECT 1", "victim", "wrong-again").await.0;
+        if status == 401 {
+            break;
+        }
+    }
+    assert_eq!(status, 401, "the gate drains once the clients are gone");
+    assert_eq!(s.sql_as("SELECT 1", "victim", "right-one").await.0, 200);
     s.stop().await;
 }
